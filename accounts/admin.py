@@ -1,0 +1,38 @@
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.utils.html import format_html
+
+from accounts import services
+from accounts.models import User
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ["picture", "username", "display_name", "email", "status", "is_active", "is_staff", "date_joined"]
+    list_display_links = ["picture", "username"]
+    list_filter = ["is_active", "is_staff", "is_superuser", "date_joined"]
+    search_fields = ["username", "display_name", "email", "status", "bio"]
+    readonly_fields = ["picture", "avatar_version", "last_login", "date_joined"]
+    fieldsets = [
+        *DjangoUserAdmin.fieldsets,
+        ("Profile", {"fields": ["picture", "display_name", "status", "bio", "avatar", "avatar_version"]}),
+    ]
+    actions = ["ban_users", "unban_users"]
+
+    @admin.display(description="Picture")
+    def picture(self, user):
+        return format_html('<img src="{}" alt="" width="32" height="32">', user.avatar_url)
+
+    @admin.action(description="Ban selected users (deactivate and disconnect)")
+    def ban_users(self, request, queryset):
+        banned = 0
+        for user in queryset.filter(is_active=True).exclude(pk=request.user.pk):
+            services.user_ban(user=user)
+            banned += 1
+        self.message_user(request, f"Banned {banned} user(s).", messages.SUCCESS)
+
+    @admin.action(description="Lift the ban on selected users")
+    def unban_users(self, request, queryset):
+        for user in queryset.filter(is_active=False):
+            services.user_unban(user=user)
+        self.message_user(request, "Ban lifted.", messages.SUCCESS)

@@ -1,0 +1,49 @@
+"""JSON endpoints for accounts: /api/me/ and /api/users/."""
+
+from django.db.models import Q
+from django.http import JsonResponse
+
+from accounts import services
+from accounts.models import User
+from chat.presence import users_online
+from chatterbox.api import api_view, json_body
+from chatterbox.errors import Invalid
+
+USER_SEARCH_LIMIT = 20
+
+
+def user_json(user: User) -> dict:
+    """Return the contract's `user` object."""
+    return {
+        "id": user.pk,
+        "username": user.username,
+        "display_name": user.name,
+        "avatar_url": user.avatar_url,
+    }
+
+
+def profile_json(user: User) -> dict:
+    return {**user_json(user), "bio": user.bio, "status": user.status}
+
+
+@api_view("GET", "PATCH")
+def me(request):
+    if request.method == "PATCH":
+        try:
+            services.profile_update(user=request.user, changes=json_body(request))
+        except services.ProfileInvalid as error:
+            raise Invalid(str(error), fields=error.errors) from None
+    return JsonResponse(profile_json(request.user))
+
+
+@api_view("GET")
+def users(request):
+    query = request.GET.get("q", "").strip()
+    if len(query) > 64:
+        raise Invalid("The search text is too long (at most 64 characters).")
+    found = User.objects.filter(is_active=True)
+    if query:
+        found = found.filter(Q(username__icontains=query) | Q(display_name__icontains=query))
+    found = list(found[:USER_SEARCH_LIMIT])
+    online = users_online([user.pk for user in found])
+    return JsonResponse([{**user_json(user), "online": user.pk in online} for user in found], safe=False)

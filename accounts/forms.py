@@ -1,0 +1,19 @@
+from django import forms
+
+from accounts.models import User
+
+
+class ProfileForm(forms.ModelForm):
+    class Meta:
+        model = User
+        fields = ["display_name", "status", "bio"]
+        widgets = {"bio": forms.Textarea(attrs={"rows": 4})}
+        help_texts = {"status": "A short line others see next to your name."}
+
+
+class AvatarForm(forms.Form):
+    avatar = forms.FileField(
+        label="New picture",
+        help_text="JPEG, PNG, GIF or WebP. It is cropped to a square and stripped of metadata.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/gif,image/webp"}),
+    )

@@ -1,0 +1,35 @@
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.urls import reverse
+
+
+class User(AbstractUser):
+    """A Chatterbox account; the profile lives on the user row itself."""
+
+    display_name = models.CharField(max_length=64, blank=True)
+    bio = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=100, blank=True)
+    avatar = models.ImageField(upload_to="avatars/", blank=True)
+    # Bumped on every new picture so browsers never show a cached old one.
+    avatar_version = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["username"]
+
+    def __str__(self) -> str:
+        return self.username
+
+    @property
+    def name(self) -> str:
+        """Return the name to show: the display name, else the username."""
+        return self.display_name or self.username
+
+    @property
+    def avatar_url(self) -> str:
+        return reverse("avatar", kwargs={"user_id": self.pk}) + f"?v={self.avatar_version}"
+
+    @property
+    def initials(self) -> str:
+        words = self.name.split()
+        letters = "".join(word[0] for word in words[:2]) if len(words) > 1 else self.name[:2]
+        return letters.upper()

@@ -1,0 +1,75 @@
+"""Writes to accounts: every door (views, API, admin) goes through these."""
+
+from django.db import transaction
+
+from accounts.avatars import avatar_process
+from accounts.models import User
+from accounts.signals import user_banned
+
+PROFILE_LIMITS = {"display_name": 64, "bio": 500, "status": 100}
+
+
+class ProfileInvalid(ValueError):
+    """A profile field is of the wrong type or too long; `errors` maps field to message."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+        self.errors = errors
+
+
+def profile_update(*, user: User, changes: dict) -> User:
+    """Change display name, bio and status; refuse unknown fields and over-long text."""
+    errors = {}
+    for field, value in changes.items():
+        if field not in PROFILE_LIMITS:
+            errors[field] = "This field cannot be changed here."
+        elif not isinstance(value, str):
+            errors[field] = "Must be text."
+        elif len(value.strip()) > PROFILE_LIMITS[field]:
+            errors[field] = f"At most {PROFILE_LIMITS[field]} characters."
+    if errors:
+        raise ProfileInvalid(errors)
+    for field, value in changes.items():
+        setattr(user, field, value.strip())
+    if changes:
+        user.save(update_fields=list(changes))
+    return user
+
+
+@transaction.atomic
+def avatar_set(*, user: User, upload) -> User:
+    """Replace the user's picture with a cleaned copy of the upload (InvalidAvatar if unfit)."""
+    picture = avatar_process(upload)
+    old = user.avatar.name if user.avatar else None
+    user.avatar.save(picture.name, picture, save=False)
+    user.avatar_version += 1
+    user.save(update_fields=["avatar", "avatar_version"])
+    if old and old != user.avatar.name:
+        storage = user.avatar.storage
+        transaction.on_commit(lambda: storage.delete(old))
+    return user
+
+
+def avatar_clear(*, user: User) -> User:
+    if user.avatar:
+        name, storage = user.avatar.name, user.avatar.storage
+        user.avatar = ""
+        user.avatar_version += 1
+        user.save(update_fields=["avatar", "avatar_version"])
+        transaction.on_commit(lambda: storage.delete(name))
+    return user
+
+
+@transaction.atomic
+def user_ban(*, user: User) -> User:
+    """Deactivate the account; on commit, tell the real-time layer to cut its sockets."""
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    transaction.on_commit(lambda: user_banned.send(sender=User, user_id=user.pk))
+    return user
+
+
+def user_unban(*, user: User) -> User:
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    return user

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from accounts import api, views
+
+urlpatterns = [
+    path("profile/", views.profile, name="profile"),
+    path("profile/avatar/remove/", views.avatar_remove, name="avatar_remove"),
+    path("users/<int:user_id>/avatar/", views.avatar, name="avatar"),
+    path("api/me/", api.me, name="api_me"),
+    path("api/users/", api.users, name="api_users"),
+]

@@ -1,0 +1,52 @@
+"""Who is online: a connection count per user in the shared cache.
+
+Every open socket adds one and removes one when it closes; entries expire on their own
+so that a process that dies without closing its sockets does not leave users online.
+"""
+
+from django.core.cache import cache
+
+PRESENCE_TTL = 120
+
+
+def _key(user_id: int) -> str:
+    return f"presence:{user_id}"
+
+
+def presence_connect(user_id: int) -> bool:
+    """Count a new socket; return True when the user just came online."""
+    key = _key(user_id)
+    if cache.add(key, 1, PRESENCE_TTL):
+        return True
+    try:
+        cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, PRESENCE_TTL)
+        return True
+    cache.touch(key, PRESENCE_TTL)
+    return False
+
+
+def presence_refresh(user_id: int) -> None:
+    """Keep a connected user's entry from expiring (called on the socket's heartbeat)."""
+    if not cache.touch(_key(user_id), PRESENCE_TTL):
+        cache.add(_key(user_id), 1, PRESENCE_TTL)
+
+
+def presence_disconnect(user_id: int) -> bool:
+    """Forget one socket; return True when the user's last one closed."""
+    key = _key(user_id)
+    try:
+        remaining = cache.decr(key)
+    except ValueError:
+        return True
+    if remaining <= 0:
+        cache.delete(key)
+        return True
+    return False
+
+
+def users_online(user_ids) -> set[int]:
+    """Return the subset of user_ids that have an open socket."""
+    found = cache.get_many([_key(uid) for uid in user_ids])
+    return {uid for uid in user_ids if (found.get(_key(uid)) or 0) > 0}

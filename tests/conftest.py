@@ -1,0 +1,184 @@
+"""Shared fixtures: users, signed-in clients, and a real Daphne server for browser and socket tests."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+PASSWORD = "correct horse battery staple"
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+
+# Playwright's sync API runs an event loop in the test's thread; Django's ORM guard would
+# then refuse the test's own (synchronous) queries.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Start every test with an empty cache, so rate limits and presence do not leak."""
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _media_root(tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username: str, *, password: str = PASSWORD, email: str | None = None, **fields):
+        user = django_user_model.objects.create_user(
+            username=username, email=email or f"{username}@example.com", password=password, **fields
+        )
+        return user
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice", display_name="Alice Liddell")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob", display_name="Bob Builder")
+
+
+@pytest.fixture
+def client_of(client):
+    """Return a test client signed in as the given user (a fresh client per call)."""
+    from django.test import Client
+
+    def sign_in(user):
+        signed_in = Client()
+        signed_in.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        return signed_in
+
+    return sign_in
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(media_root: Path) -> dict:
+    """Return the environment for a server process that shares the test database and Redis."""
+    db = connection.settings_dict
+    env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "SQLITE_PATH"}}
+    env.update({"DEBUG": "1", "MEDIA_ROOT": str(media_root), "PYTHONUNBUFFERED": "1"})
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        env["SQLITE_PATH"] = str(db["NAME"])
+    else:
+        env["DATABASE_URL"] = f"postgresql://{db['USER'] or 'postgres'}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    return env
+
+
+class ServerProcess:
+    """A Daphne process serving chatterbox.asgi on a free port of 127.0.0.1."""
+
+    def __init__(self, env: dict, log_path: Path, name: str = "server"):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chatterbox.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_until_listening()
+
+    def _wait_until_listening(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not start within {timeout}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def server_media_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("server-media")
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup, django_db_blocker, artifacts_dir, server_media_root):
+    """One real Daphne process for the session, on the same test database as the tests."""
+    with django_db_blocker.unblock():
+        env = server_env(server_media_root)
+    server = ServerProcess(env, artifacts_dir / "daphne.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live_url(asgi_server, transactional_db, settings, server_media_root):
+    """The base URL of the real server; data the test writes is committed and visible to it."""
+    settings.MEDIA_ROOT = server_media_root
+    return asgi_server.url
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1200, "height": 800}}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/browser/" in str(item.fspath):
+            item.add_marker(pytest.mark.browser)
