@@ -19,6 +19,12 @@ class UserAdmin(DjangoUserAdmin):
     ]
     actions = ["ban_users", "unban_users"]
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # Unticking "Active" on the change page is a ban too: the same service cuts the sockets.
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            services.user_ban(user=obj)
+
     @admin.display(description="Picture")
     def picture(self, user):
         return format_html('<img src="{}" alt="" width="32" height="32">', user.avatar_url)

@@ -6,9 +6,11 @@ import warnings
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.template.defaultfilters import filesizeformat
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 ALLOWED_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
+NOT_A_PICTURE = "Upload a JPEG, PNG, GIF or WebP picture."
 PALETTE = ["#7c3aed", "#2563eb", "#0891b2", "#059669", "#ca8a04", "#ea580c", "#dc2626", "#db2777"]
 
 
@@ -19,8 +21,7 @@ class InvalidAvatar(ValueError):
 def avatar_process(upload) -> ContentFile:
     """Return a fixed-size WebP made from an uploaded picture, or raise InvalidAvatar."""
     if upload.size > settings.AVATAR_MAX_BYTES:
-        limit = settings.AVATAR_MAX_BYTES // (1024 * 1024)
-        raise InvalidAvatar(f"The picture is too large: at most {limit} MB.")
+        raise InvalidAvatar(f"The picture is too large: at most {filesizeformat(settings.AVATAR_MAX_BYTES)}.")
     upload.seek(0)
     try:
         with warnings.catch_warnings():
@@ -28,15 +29,20 @@ def avatar_process(upload) -> ContentFile:
             image = Image.open(upload)
             # Opening reads only the header: refuse huge canvases before decoding a pixel.
             if image.format not in ALLOWED_FORMATS:
-                raise InvalidAvatar("Upload a JPEG, PNG, GIF or WebP picture.")
+                raise InvalidAvatar(NOT_A_PICTURE)
             width, height = image.size
             if width * height > settings.AVATAR_MAX_PIXELS:
                 raise InvalidAvatar(f"The picture is too big: {width} x {height} pixels.")
+            # A JPEG can decode straight to a smaller scale; no need for every pixel of a photo.
+            image.draft(image.mode, (settings.AVATAR_SIZE, settings.AVATAR_SIZE))
             image.load()
     except InvalidAvatar:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidAvatar("Upload a JPEG, PNG, GIF or WebP picture.") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own guard, for canvases far past ours, fires while opening.
+        raise InvalidAvatar("The picture is too big: it has far too many pixels.") from None
+    except UnidentifiedImageError:
+        raise InvalidAvatar(NOT_A_PICTURE) from None
     except (OSError, SyntaxError, ValueError):
         raise InvalidAvatar("The picture could not be read; it may be damaged.") from None
 

@@ -1,6 +1,18 @@
+from allauth.account.forms import LoginForm as AllauthLoginForm
 from django import forms
 
 from accounts.models import User
+
+
+class LoginForm(AllauthLoginForm):
+    """allauth's login form with a label that says what to type."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        login = self.fields["login"]
+        login.label = "Username or email"
+        # "username" is the autofill token for any account identifier, email included.
+        login.widget.attrs.update({"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"})
 
 
 class ProfileForm(forms.ModelForm):

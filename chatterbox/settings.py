@@ -102,6 +102,9 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+    if os.environ.get("TEST_DB_NAME"):
+        # Lets several test runs share one PostgreSQL server without colliding.
+        DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DB_NAME"]}
 else:
     DATABASES = {
         "default": {
@@ -119,7 +122,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
     # A file, not memory, so that a server process started by the tests shares it.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SQLITE_TEST_PATH", str(BASE_DIR / "test-db.sqlite3"))}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
@@ -215,6 +218,7 @@ SITE_NAME = os.environ.get("SITE_NAME", "Chatterbox")
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_FORMS = {"login": "accounts.forms.LoginForm"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = os.environ.get("ACCOUNT_EMAIL_VERIFICATION", "optional")
 ACCOUNT_UNIQUE_EMAIL = True
@@ -267,5 +271,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+
+# Chat: limits on what one user may send.
+# "N/S" = at most N messages per S seconds per user; "off" (or empty) disables the limit.
+CHAT_RATE_LIMIT = os.environ.get("CHAT_RATE_LIMIT", "20/10")
+CHAT_MESSAGE_MAX_CHARS = env_int("CHAT_MESSAGE_MAX_CHARS", 4000)
+# Decoded bytes of one encrypted message body (the JSON content, text and attachment metadata).
+CHAT_CIPHERTEXT_MAX_BYTES = env_int("CHAT_CIPHERTEXT_MAX_BYTES", 64 * 1024)
+CHAT_GROUP_MAX_MEMBERS = env_int("CHAT_GROUP_MAX_MEMBERS", 256)
+# Larger WebSocket frames are answered with `too_large`; keep Daphne's own
+# --websocket-max-message-size above this so the client gets that answer, not a dropped socket.
+WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 256 * 1024)
 
 CSRF_FAILURE_VIEW = "chatterbox.views.csrf_failure"
