@@ -33,3 +33,31 @@ class User(AbstractUser):
         words = self.name.split()
         letters = "".join(word[0] for word in words[:2]) if len(words) > 1 else self.name[:2]
         return letters.upper()
+
+
+class UserKeyQuerySet(models.QuerySet):
+    def of_username(self, username: str) -> "UserKeyQuerySet":
+        """Keys of the active user with this username (banned users are not offered)."""
+        return self.filter(user__username=username, user__is_active=True).select_related("user")
+
+
+class UserKey(models.Model):
+    """A user's X25519 public key and the passphrase-sealed backup of its private half.
+
+    The server stores these as the browser sent them (standard base64) and never sees the
+    passphrase, so it cannot open the backup.
+    """
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="encryption_key")
+    public_key = models.CharField(max_length=44)
+    encrypted_private_key = models.CharField(max_length=64)
+    salt = models.CharField(max_length=24)
+    nonce = models.CharField(max_length=32)
+    kdf = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = UserKeyQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"key of {self.user_id}"

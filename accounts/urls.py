@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import api, views
+from accounts import api, keys_api, views
 
 urlpatterns = [
     path("profile/", views.profile, name="profile"),
@@ -8,4 +8,6 @@ urlpatterns = [
     path("users/<int:user_id>/avatar/", views.avatar, name="avatar"),
     path("api/me/", api.me, name="api_me"),
     path("api/users/", api.users, name="api_users"),
+    path("api/keys/", keys_api.own_key, name="api_own_key"),
+    path("api/keys/<str:username>/", keys_api.public_key, name="api_public_key"),
 ]

@@ -1,0 +1,121 @@
+// The browser's key store, in IndexedDB: the unlocked key pair (until logout) and the
+// contact public keys pinned on first use (TOFU). No DOM; keys are Uint8Array or base64.
+//
+// One database for the origin; every record is filed under the signed-in user's id, so
+// two accounts used in one browser never see each other's keys.
+
+const DATABASE = "chatterbox-keys";
+const VERSION = 1;
+
+function promised(request) {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+function openDatabase() {
+  const request = indexedDB.open(DATABASE, VERSION);
+  request.onupgradeneeded = () => {
+    const db = request.result;
+    db.createObjectStore("keypairs", { keyPath: "ownerId" });
+    db.createObjectStore("contacts", { keyPath: ["ownerId", "userId"] });
+  };
+  return promised(request);
+}
+
+/** Delete every key this browser holds, for all accounts. */
+export function deleteKeystore() {
+  return promised(indexedDB.deleteDatabase(DATABASE));
+}
+
+/** Open the key store of the signed-in user. */
+export async function openKeystore(userId) {
+  return new Keystore(await openDatabase(), String(userId));
+}
+
+export class Keystore {
+  constructor(db, ownerId) {
+    this.db = db;
+    this.ownerId = ownerId;
+  }
+
+  close() {
+    this.db.close();
+  }
+
+  async #run(storeName, mode, action) {
+    const transaction = this.db.transaction(storeName, mode);
+    // Resolve after the transaction commits, so a later reader sees the write.
+    const committed = new Promise((resolve, reject) => {
+      transaction.oncomplete = resolve;
+      transaction.onerror = () => reject(transaction.error);
+      transaction.onabort = () => reject(transaction.error);
+    });
+    const [result] = await Promise.all([promised(action(transaction.objectStore(storeName))), committed]);
+    return result;
+  }
+
+  /** Return the unlocked {publicKey, privateKey}, or null if this browser has none. */
+  async getKeyPair() {
+    const record = await this.#run("keypairs", "readonly", (store) => store.get(this.ownerId));
+    return record ? { publicKey: record.publicKey, privateKey: record.privateKey } : null;
+  }
+
+  async putKeyPair({ publicKey, privateKey }) {
+    const record = { ownerId: this.ownerId, publicKey, privateKey, storedAt: Date.now() };
+    await this.#run("keypairs", "readwrite", (store) => store.put(record));
+  }
+
+  /** Forget the private key (at logout); pinned contact keys stay. */
+  async clearKeyPair() {
+    await this.#run("keypairs", "readwrite", (store) => store.delete(this.ownerId));
+  }
+
+  /** Return {userId, publicKey, verified, pinnedAt} for a contact, or null if none is pinned. */
+  async getContactKey(userId) {
+    const record = await this.#run("contacts", "readonly", (store) => store.get([this.ownerId, String(userId)]));
+    return record ? contactJson(record) : null;
+  }
+
+  async #pin(userId, publicKey, verified) {
+    const record = { ownerId: this.ownerId, userId: String(userId), publicKey, verified, pinnedAt: Date.now() };
+    await this.#run("contacts", "readwrite", (store) => store.put(record));
+    return contactJson(record);
+  }
+
+  /**
+   * Compare a contact's current public key with the pinned one. Pins it if none was
+   * pinned ("new"). On "changed" the old pin stays until acceptContactKey().
+   */
+  async checkContactKey(userId, publicKey) {
+    const pinned = await this.getContactKey(userId);
+    if (!pinned) return { status: "new", pinned: await this.#pin(userId, publicKey, false) };
+    return { status: pinned.publicKey === publicKey ? "same" : "changed", pinned };
+  }
+
+  /** Accept a contact's new key after the user saw "X's key changed"; it is no longer verified. */
+  async acceptContactKey(userId, publicKey) {
+    return this.#pin(userId, publicKey, false);
+  }
+
+  /** Mark the pinned key as verified by comparing safety numbers; it must be the pinned one. */
+  async markVerified(userId, publicKey) {
+    const pinned = await this.getContactKey(userId);
+    if (!pinned || pinned.publicKey !== publicKey) {
+      throw new Error("Only the pinned key can be marked as verified; accept the new key first.");
+    }
+    return this.#pin(userId, publicKey, true);
+  }
+
+  /** Forget everything stored for this user: key pair and pins. */
+  async clear() {
+    await this.clearKeyPair();
+    const range = IDBKeyRange.bound([this.ownerId, ""], [this.ownerId, "\uffff"]);
+    await this.#run("contacts", "readwrite", (store) => store.delete(range));
+  }
+}
+
+function contactJson({ userId, publicKey, verified, pinnedAt }) {
+  return { userId, publicKey, verified, pinnedAt };
+}
