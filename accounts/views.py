@@ -4,10 +4,11 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts import services
+from accounts import services, tokens
 from accounts.avatars import InvalidAvatar, avatar_default_svg
 from accounts.forms import AvatarForm, ProfileForm
-from accounts.models import User
+from accounts.models import ApiToken, User
+from chatterbox.errors import Invalid
 
 
 @login_required
@@ -60,3 +61,26 @@ def avatar(request, user_id: int):
     response["Cache-Control"] = "private, max-age=86400"
     response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
     return response
+
+
+@login_required
+def api_tokens(request):
+    """List, create and revoke API tokens; a new token's secret is shown once, here."""
+    new_secret = error = None
+    if request.method == "POST":
+        if "revoke" in request.POST:
+            try:
+                token_id = int(request.POST["revoke"])
+            except ValueError:
+                error = "No such token."
+            else:
+                tokens.token_revoke(user=request.user, token_id=token_id)
+                messages.success(request, "The token was revoked.")
+                return redirect("api_tokens")
+        else:
+            try:
+                _, new_secret = tokens.token_create(user=request.user, name=request.POST.get("name", ""))
+            except Invalid as invalid:
+                error = invalid.detail
+    context = {"tokens": ApiToken.objects.for_user(request.user), "new_secret": new_secret, "error": error}
+    return render(request, "accounts/api_tokens.html", context, status=400 if error else 200)
