@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class ChatConfig(AppConfig):
     name = "chat"
     verbose_name = "Chat"
+
+    def ready(self):
+        from accounts.signals import user_banned, user_key_changed
+        from chat import events
+
+        user_banned.connect(events.relay_user_banned, dispatch_uid="chat.relay_user_banned")
+        user_key_changed.connect(events.relay_key_changed, dispatch_uid="chat.relay_key_changed")

@@ -1,12 +1,356 @@
+"""The one WebSocket per tab: every conversation multiplexed, every frame checked when it arrives.
+
+The consumer only checks a frame's shape, calls one service and turns the result or the
+domain error into a frame. Channel-layer events are forwarded after a cheap check against
+this socket's own view of its memberships, which membership events keep current.
+"""
+
+import json
+import logging
+import math
+import time
+
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from accounts.api import user_json
+from chat import events, services
+from chat.presence import presence_connect, presence_disconnect, presence_refresh
+from chatterbox.errors import DomainError, Invalid, TooLarge
+
+log = logging.getLogger(__name__)
+
+# Relay at most one typing frame per conversation and socket in this many seconds.
+TYPING_INTERVAL = 3.0
+# Renew the presence entry (it expires after chat.presence.PRESENCE_TTL) at most this often.
+PRESENCE_REFRESH_INTERVAL = 30.0
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# What a field must be: a test and the words for the error.
+FIELD_KINDS = {
+    "id": (lambda v: _integer(v) and 1 <= v <= services.ID_MAX, "a positive integer"),
+    "cursor": (lambda v: _integer(v) and 0 <= v <= services.ID_MAX, "an integer, 0 or more"),
+    "limit": (lambda v: _integer(v) and 1 <= v <= services.HISTORY_PAGE_MAX, "an integer from 1 to 100"),
+    "text": (lambda v: isinstance(v, str), "a string"),
+    "object": (lambda v: isinstance(v, dict), "an object"),
+    "unsupported": (lambda v: False, "left out: attachments are not available on this server yet"),
+}
+
+# Client frames: field -> (kind, required). Other fields are ignored; null counts as absent.
+CONTENT_FIELDS = {"body": ("text", False), "ciphertext": ("text", False), "nonce": ("text", False)}
+FRAMES = {
+    "message.send": {
+        "conversation": ("id", True),
+        "client_id": ("text", True),
+        **CONTENT_FIELDS,
+        "keys": ("object", False),
+        "reply_to": ("id", False),
+        "attachment": ("unsupported", False),
+    },
+    "message.edit": {"id": ("id", True), **CONTENT_FIELDS, "keys": ("object", False)},
+    "message.delete": {"id": ("id", True)},
+    "sync": {"conversation": ("id", True), "after": ("cursor", True), "limit": ("limit", False)},
+    "typing": {"conversation": ("id", True)},
+    "read": {"conversation": ("id", True), "up_to": ("cursor", True)},
+    "ping": {},
+}
+
+
+def frame_check(frame) -> tuple[str, dict]:
+    """Return the frame's type and its known fields, or raise Invalid saying what is wrong."""
+    if not isinstance(frame, dict):
+        raise Invalid("A frame is a JSON object.")
+    kind = frame.get("type")
+    if not isinstance(kind, str) or kind not in FRAMES:
+        raise Invalid(f"Unknown frame type; use one of: {', '.join(FRAMES)}.", field="type")
+    fields = {}
+    for name, (field_kind, required) in FRAMES[kind].items():
+        value = frame.get(name)
+        if value is None:
+            if required:
+                raise Invalid(f"{kind} needs {name}.", field=name)
+            continue
+        test, wanted = FIELD_KINDS[field_kind]
+        if not test(value):
+            raise Invalid(f"{name} must be {wanted}.", field=name)
+        fields[name] = value
+    return kind, fields
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
-    """The one socket per tab; anonymous handshakes are closed with 4401."""
+    """One socket per tab. Anonymous handshakes are closed with 4401, banned users with 4403."""
 
     async def connect(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        self.user = self.scope.get("user")
+        self.ready = False
+        self.conversations: set[int] = set()
+        # Conversations this socket was refused, so repeated frames cost no query.
+        self.refused: dict[int, DomainError] = {}
+        # Newest message id this socket delivered per conversation, to spot dropped events.
+        self.delivered: dict[int, int] = {}
+        self.presence: dict[int, bool] = {}
+        self.typing_at: dict[int, float] = {}
+        self.presence_at = time.monotonic()
+        # Accept first: a close code reaches the client only on an open socket.
+        await self.accept()
+        if self.user is None or not self.user.is_authenticated:
             await self.close(code=4401)
             return
-        await self.accept()
+        # Join the user's group before reading anything, so a ban from now on reaches us.
+        await self.channel_layer.group_add(events.user_group(self.user.pk), self.channel_name)
+        if not await database_sync_to_async(services.is_active)(user_id=self.user.pk):
+            await self.close(code=4403)
+            return
+        newest, online = await database_sync_to_async(services.socket_session)(user=self.user)
+        for conversation_id in newest:
+            await self._group_join(conversation_id)
+        # The client syncs from its own last id; live events from here on must follow these.
+        self.delivered = dict(newest)
+        conversation_ids = list(newest)
+        self.ready = True
+        if await database_sync_to_async(presence_connect)(self.user.pk):
+            await self._presence_announce(online=True)
+        self.presence = dict.fromkeys(online, True)
+        hello = {"type": "hello", "user": user_json(self.user), "conversations": conversation_ids, "online": online}
+        await self.send_json(hello)
+
+    async def disconnect(self, code):
+        if self.user is None or not self.user.is_authenticated:
+            return
+        await self.channel_layer.group_discard(events.user_group(self.user.pk), self.channel_name)
+        if not self.ready:
+            return
+        for conversation_id in self.conversations:
+            await self.channel_layer.group_discard(events.conversation_group(conversation_id), self.channel_name)
+        if await database_sync_to_async(presence_disconnect)(self.user.pk):
+            await self._presence_announce(online=False)
+
+    # Frames from the client
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if text_data is None:
+            await self._error(Invalid("Send JSON text frames, not binary ones."))
+        elif len(text_data) > settings.WS_MAX_FRAME_BYTES or len(text_data.encode()) > settings.WS_MAX_FRAME_BYTES:
+            await self._error(TooLarge(f"A frame has at most {settings.WS_MAX_FRAME_BYTES} bytes."))
+        else:
+            try:
+                frame = json.loads(text_data)
+            except ValueError:
+                await self._error(Invalid("The frame is not valid JSON."))
+            else:
+                await self.receive_json(frame)
+
+    async def receive_json(self, content, **kwargs):
+        client_id = content.get("client_id") if isinstance(content, dict) else None
+        try:
+            kind, fields = frame_check(content)
+            await self._presence_keepalive()
+            await getattr(self, "frame_" + kind.replace(".", "_"))(**fields)
+        except DomainError as error:
+            # The one place where domain errors become error frames.
+            await self._error(error, client_id=client_id if isinstance(client_id, str) else None)
+
+    async def _error(self, error: DomainError, *, client_id: str | None = None) -> None:
+        frame = {"type": "error", "code": error.code, "detail": error.detail, **error.extra}
+        if client_id is not None:
+            frame["client_id"] = client_id
+        await self.send_json(frame)
+
+    async def frame_message_send(self, *, conversation: int, client_id: str, **content):
+        await self._member_require(conversation)
+        message, _ = await database_sync_to_async(services.message_send)(
+            sender=self.user, conversation_id=conversation, client_id=client_id, **content
+        )
+        ack = {
+            "type": "message.ack",
+            "client_id": message.client_id,
+            "id": message.pk,
+            "created_at": events.timestamp(message.created_at),
+            "conversation": message.conversation_id,
+        }
+        await self.send_json(ack)
+
+    async def frame_message_edit(self, *, id: int, **content):
+        await database_sync_to_async(services.message_edit)(editor=self.user, message_id=id, **content)
+
+    async def frame_message_delete(self, *, id: int):
+        await database_sync_to_async(services.message_delete)(actor=self.user, message_id=id)
+
+    async def frame_sync(self, *, conversation: int, after: int, limit: int = services.HISTORY_PAGE_MAX):
+        await self._member_require(conversation)
+        messages, has_more = await database_sync_to_async(services.history_page)(
+            user=self.user, conversation_id=conversation, after=after, limit=limit
+        )
+        if not has_more:
+            # The client is now up to date here; live messages up to this id are duplicates.
+            newest = messages[-1]["id"] if messages else after
+            self.delivered[conversation] = max(self.delivered.get(conversation, 0), newest)
+        frame = {"type": "sync.result", "conversation": conversation, "messages": messages, "has_more": has_more}
+        await self.send_json(frame)
+
+    async def frame_typing(self, *, conversation: int):
+        await self._member_require(conversation)
+        now = time.monotonic()
+        if now - self.typing_at.get(conversation, -math.inf) < TYPING_INTERVAL:
+            return
+        self.typing_at[conversation] = now
+        event = {"type": "chat.typing", "conversation": conversation, "user": self.user.pk}
+        await self.channel_layer.group_send(events.conversation_group(conversation), event)
+
+    async def frame_read(self, *, conversation: int, up_to: int):
+        await self._member_require(conversation)
+        await database_sync_to_async(services.read_mark)(user=self.user, conversation_id=conversation, up_to=up_to)
+
+    async def frame_ping(self):
+        await self.send_json({"type": "pong"})
+
+    async def _member_require(self, conversation_id: int) -> None:
+        """Refuse a conversation this socket does not belong to, from memory when it can."""
+        if conversation_id in self.conversations:
+            return
+        if conversation_id not in self.refused:
+            try:
+                await database_sync_to_async(services.member_check)(user=self.user, conversation_id=conversation_id)
+            except DomainError as error:
+                self.refused[conversation_id] = error
+            else:
+                # Joined through another door; its event has not reached this socket yet.
+                await self._group_join(conversation_id)
+                return
+        raise self.refused[conversation_id]
+
+    async def _group_join(self, conversation_id: int) -> None:
+        self.refused.pop(conversation_id, None)
+        if conversation_id not in self.conversations:
+            self.conversations.add(conversation_id)
+            await self.channel_layer.group_add(events.conversation_group(conversation_id), self.channel_name)
+
+    async def _presence_keepalive(self) -> None:
+        if time.monotonic() - self.presence_at > PRESENCE_REFRESH_INTERVAL:
+            self.presence_at = time.monotonic()
+            await database_sync_to_async(presence_refresh)(self.user.pk)
+
+    async def _presence_announce(self, *, online: bool) -> None:
+        event = {"type": "chat.presence", "user": self.user.pk, "online": online}
+        for conversation_id in self.conversations:
+            await self.channel_layer.group_send(events.conversation_group(conversation_id), event)
+
+    # Events from the channel layer
+
+    async def chat_message(self, event):
+        message = self._message_for_me(event)
+        if message is None:
+            return
+        conversation_id = message["conversation"]
+        last = self.delivered.get(conversation_id)
+        if last is not None:
+            if message["id"] <= last:
+                return
+            if event["prev_id"] > last:
+                await self._resend_missed(conversation_id, after=last, before=message["id"])
+        await self.send_json({"type": "message.new", "message": message})
+        self.delivered[conversation_id] = message["id"]
+
+    async def _resend_missed(self, conversation_id: int, *, after: int, before: int) -> None:
+        """Send from the database what a full channel layer dropped, so delivery has no gaps."""
+        missed = 0
+        has_more = True
+        while has_more:
+            try:
+                messages, has_more = await database_sync_to_async(services.history_page)(
+                    user=self.user, conversation_id=conversation_id, after=after, before=before, limit=100
+                )
+            except DomainError:
+                return
+            for message in messages:
+                await self.send_json({"type": "message.new", "message": message})
+            if messages:
+                after = messages[-1]["id"]
+            missed += len(messages)
+        if missed:
+            log.warning(
+                "A socket of user %s missed %d message(s) in conversation %s; resent them.",
+                self.user.pk,
+                missed,
+                conversation_id,
+            )
+
+    def _message_for_me(self, event) -> dict | None:
+        """Return the message as this user gets it, or None if the user is not among its recipients."""
+        message = event["message"]
+        if message["conversation"] not in self.conversations:
+            return None
+        if event["audience"] is not None and self.user.pk not in event["audience"]:
+            return None
+        if event["keys"] is None:
+            return message
+        key = event["keys"].get(str(self.user.pk))
+        return {**message, "key": key} if key else None
+
+    async def chat_message_updated(self, event):
+        message = self._message_for_me(event)
+        if message is not None:
+            await self.send_json({"type": "message.updated", "message": message})
+
+    async def chat_message_deleted(self, event):
+        if event["conversation"] in self.conversations:
+            await self.send_json({"type": "message.deleted", "id": event["id"], "conversation": event["conversation"]})
+
+    async def chat_typing(self, event):
+        if event["conversation"] in self.conversations and event["user"] != self.user.pk:
+            await self.send_json({"type": "typing", "conversation": event["conversation"], "user": event["user"]})
+
+    async def chat_read(self, event):
+        if event["conversation"] in self.conversations:
+            frame = {
+                "type": "read",
+                "conversation": event["conversation"],
+                "user": event["user"],
+                "up_to": event["up_to"],
+            }
+            await self.send_json(frame)
+
+    async def chat_presence(self, event):
+        # One announcement reaches us once per shared conversation; pass on changes only.
+        user_id, online = event["user"], event["online"]
+        if user_id != self.user.pk and self.presence.get(user_id) != online:
+            self.presence[user_id] = online
+            await self.send_json({"type": "presence", "user": user_id, "online": online})
+
+    async def chat_key_changed(self, event):
+        if event["conversation"] in self.conversations and event["user"] != self.user.pk:
+            await self.send_json({**event, "type": "key.changed"})
+
+    async def chat_conversation_added(self, event):
+        conversation = self._conversation_for_me(event["conversation"])
+        if conversation is not None:
+            await self._group_join(conversation["id"])
+            self.delivered.setdefault(conversation["id"], conversation["last_message_id"] or 0)
+            await self.send_json({"type": "conversation.added", "conversation": conversation})
+
+    async def chat_conversation_updated(self, event):
+        conversation = self._conversation_for_me(event["conversation"])
+        if conversation is not None and conversation["id"] in self.conversations:
+            await self.send_json({"type": "conversation.updated", "conversation": conversation})
+
+    def _conversation_for_me(self, conversation: dict) -> dict | None:
+        """Add my role to a shared conversation object; None if I am not among its members."""
+        role = next((member["role"] for member in conversation["members"] if member["id"] == self.user.pk), None)
+        return {**conversation, "role": role} if role else None
+
+    async def chat_conversation_removed(self, event):
+        conversation_id = event["id"]
+        if conversation_id in self.conversations:
+            self.conversations.discard(conversation_id)
+            await self.channel_layer.group_discard(events.conversation_group(conversation_id), self.channel_name)
+        for state in (self.delivered, self.typing_at):
+            state.pop(conversation_id, None)
+        await self.send_json({"type": "conversation.removed", "id": conversation_id})
+
+    async def chat_user_banned(self, event):
+        await self.close(code=4403)

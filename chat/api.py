@@ -1,0 +1,146 @@
+"""JSON endpoints for conversations and their messages (docs/protocol.md)."""
+
+from django.http import HttpResponse, JsonResponse
+
+from chat import events, services
+from chat.models import Conversation
+from chatterbox.api import api_view, json_body
+from chatterbox.errors import Invalid
+
+HISTORY_PAGE_DEFAULT = 50
+CHANNEL_SEARCH_MAX = 64
+CHANNEL_LIST_MAX = 200
+
+
+def _text(body: dict, field: str, *, required: bool = False) -> str:
+    value = body.get(field)
+    if value is None:
+        if required:
+            raise Invalid(f"{field} is required.", field=field)
+        return ""
+    if not isinstance(value, str):
+        raise Invalid(f"{field} must be a string.", field=field)
+    return value
+
+
+def _flag(body: dict, field: str) -> bool | None:
+    value = body.get(field)
+    if value is not None and not isinstance(value, bool):
+        raise Invalid(f"{field} must be true or false.", field=field)
+    return value
+
+
+def _usernames(body: dict) -> list[str]:
+    value = body.get("members", [])
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise Invalid("members must be a list of usernames.", field="members")
+    return value
+
+
+def _cursor(
+    request, field: str, *, default: int | None = None, low: int = 0, high: int = services.ID_MAX
+) -> int | None:
+    raw = request.GET.get(field)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise Invalid(f"{field} must be an integer from {low} to {high}.", field=field)
+    return int(raw)
+
+
+def _conversation(request, conversation_id: int, *, status: int = 200) -> JsonResponse:
+    return JsonResponse(services.conversation_for(user=request.user, conversation_id=conversation_id), status=status)
+
+
+@api_view("GET", "POST")
+def conversations(request):
+    if request.method == "GET":
+        rows = Conversation.objects.for_user(request.user)
+        return JsonResponse([events.conversation_json_for(row) for row in rows], safe=False)
+    body = json_body(request)
+    kind = body.get("kind")
+    if not isinstance(kind, str):
+        raise Invalid("kind is required: direct, group or channel.", field="kind")
+    conversation, created = services.conversation_create(
+        creator=request.user,
+        kind=kind,
+        name=_text(body, "name", required=kind in {"group", "channel"}),
+        topic=_text(body, "topic"),
+        members=_usernames(body),
+        encrypted=_flag(body, "encrypted"),
+    )
+    return _conversation(request, conversation.pk, status=201 if created else 200)
+
+
+@api_view("GET", "PATCH")
+def conversation(request, conversation_id: int):
+    if request.method == "PATCH":
+        body = json_body(request)
+        unknown = sorted(set(body) - {"muted"})
+        if unknown:
+            raise Invalid(f"These fields cannot be changed here: {', '.join(unknown)}.")
+        muted = _flag(body, "muted")
+        if muted is not None:
+            services.membership_mute(user=request.user, conversation_id=conversation_id, muted=muted)
+    return _conversation(request, conversation_id)
+
+
+@api_view("POST")
+def conversation_join(request, conversation_id: int):
+    conversation, joined = services.channel_join(user=request.user, conversation_id=conversation_id)
+    return _conversation(request, conversation.pk, status=201 if joined else 200)
+
+
+@api_view("POST")
+def conversation_members(request, conversation_id: int):
+    username = _text(json_body(request), "username", required=True)
+    conversation, added = services.membership_add(
+        actor=request.user, conversation_id=conversation_id, username=username
+    )
+    return _conversation(request, conversation.pk, status=201 if added else 200)
+
+
+@api_view("DELETE", "PATCH")
+def conversation_member(request, conversation_id: int, username: str):
+    if request.method == "PATCH":
+        role = _text(json_body(request), "role", required=True)
+        services.membership_set_role(actor=request.user, conversation_id=conversation_id, username=username, role=role)
+        return _conversation(request, conversation_id)
+    services.membership_remove(actor=request.user, conversation_id=conversation_id, username=username)
+    return HttpResponse(status=204)
+
+
+@api_view("GET")
+def conversation_messages(request, conversation_id: int):
+    messages, has_more = services.history_page(
+        user=request.user,
+        conversation_id=conversation_id,
+        after=_cursor(request, "after"),
+        before=_cursor(request, "before"),
+        limit=_cursor(request, "limit", default=HISTORY_PAGE_DEFAULT, low=1, high=services.HISTORY_PAGE_MAX),
+    )
+    return JsonResponse({"messages": messages, "has_more": has_more})
+
+
+@api_view("POST")
+def conversation_read(request, conversation_id: int):
+    up_to = json_body(request).get("up_to")
+    if not isinstance(up_to, int) or isinstance(up_to, bool) or not 0 <= up_to <= services.ID_MAX:
+        raise Invalid("up_to must be a message id.", field="up_to")
+    last_read = services.read_mark(user=request.user, conversation_id=conversation_id, up_to=up_to)
+    return JsonResponse({"conversation": conversation_id, "up_to": last_read})
+
+
+@api_view("GET")
+def channels(request):
+    query = request.GET.get("q", "").strip()
+    if len(query) > CHANNEL_SEARCH_MAX:
+        raise Invalid(f"The search text is too long (at most {CHANNEL_SEARCH_MAX} characters).", field="q")
+    rows = Conversation.objects.channels_for(request.user)
+    if query:
+        rows = rows.filter(name__icontains=query)
+    listing = [
+        {"id": row.pk, "name": row.name, "topic": row.topic, "member_count": row.member_count, "joined": row.joined}
+        for row in rows[:CHANNEL_LIST_MAX]
+    ]
+    return JsonResponse(listing, safe=False)

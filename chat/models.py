@@ -1,0 +1,179 @@
+"""Conversations, who belongs to them, and the messages sent in them."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Prefetch, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+
+class ConversationQuerySet(models.QuerySet):
+    def for_user(self, user) -> "ConversationQuerySet":
+        """Return the user's conversations with their role, unread count, last message and members."""
+        unread = (
+            Message.objects.filter(conversation=OuterRef("pk"), id__gt=OuterRef("last_read"), deleted_at__isnull=True)
+            .exclude(sender=user)
+            .order_by()
+            .values("conversation")
+            .annotate(count=Count("id"))
+            .values("count")
+        )
+        last = Message.objects.filter(conversation=OuterRef("pk")).order_by("-id").values("id")[:1]
+        return (
+            self.filter(memberships__user=user)
+            # These reuse the join of the filter above: one row per conversation, my membership's.
+            .annotate(
+                role=F("memberships__role"),
+                last_read=F("memberships__last_read_message_id"),
+                muted=F("memberships__muted"),
+            )
+            .annotate(unread=Coalesce(Subquery(unread), 0), last_message_id=Subquery(last))
+            .prefetch_related(Prefetch("memberships", queryset=Membership.objects.with_users(), to_attr="members"))
+            .order_by(F("last_message_id").desc(nulls_last=True), "-created_at", "-id")
+        )
+
+    def channels_for(self, user) -> "ConversationQuerySet":
+        """Return public channels with their member count and whether the user has joined."""
+        joined = Membership.objects.filter(conversation=OuterRef("pk"), user=user)
+        return (
+            self.filter(kind=Conversation.Kind.CHANNEL)
+            .annotate(member_count=Count("memberships"), joined=Exists(joined))
+            .order_by("name", "id")
+        )
+
+
+class Conversation(models.Model):
+    """A direct message, a private group or a public channel."""
+
+    class Kind(models.TextChoices):
+        DIRECT = "direct"
+        GROUP = "group"
+        CHANNEL = "channel"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    name = models.CharField(max_length=80, blank=True)
+    topic = models.CharField(max_length=250, blank=True)
+    encrypted = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    # "lower_id:higher_id" for a direct conversation, so asking twice finds the same one.
+    direct_key = models.CharField(max_length=41, null=True, blank=True, unique=True, editable=False)
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "name"])]
+
+    def __str__(self) -> str:
+        return self.name or f"{self.get_kind_display()} {self.pk}"
+
+
+class MembershipQuerySet(models.QuerySet):
+    def with_users(self) -> "MembershipQuerySet":
+        return self.select_related("user").order_by("joined_at", "id")
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        ADMIN = "admin"
+        MEMBER = "member"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    joined_at = models.DateTimeField(default=timezone.now)
+    # Messages up to this id count as read; a new member starts at the conversation's newest.
+    last_read_message_id = models.BigIntegerField(default=0)
+    muted = models.BooleanField(default=False)
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["conversation", "user"], name="membership_unique")]
+        # The unique constraint serves lookups by conversation; this one serves "my conversations".
+        indexes = [models.Index(fields=["user", "conversation"], name="membership_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.conversation_id} ({self.role})"
+
+    @property
+    def is_moderator(self) -> bool:
+        return self.role in {self.Role.OWNER, self.Role.ADMIN}
+
+
+class MessageQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "MessageQuerySet":
+        """Return messages of the user's conversations that the user can read, each with its own key.
+
+        In an encrypted conversation a member can read only the messages that carry a key for
+        them, so history from before they joined stays out of their view.
+        """
+        return (
+            self.annotate(own_key=FilteredRelation("keys", condition=Q(keys__user=user)))
+            .filter(Exists(Membership.objects.filter(conversation=OuterRef("conversation"), user=user)))
+            .filter(Q(conversation__encrypted=False) | Q(own_key__isnull=False))
+            .annotate(recipient_key=F("own_key__key"))
+            .select_related("sender", "conversation")
+        )
+
+    def after(self, message_id: int) -> "MessageQuerySet":
+        """Return messages newer than message_id, oldest first."""
+        return self.filter(id__gt=message_id).order_by("id")
+
+    def before(self, message_id: int) -> "MessageQuerySet":
+        """Return messages older than message_id, newest first (reverse a page to show it)."""
+        return self.filter(id__lt=message_id).order_by("-id")
+
+
+class Message(models.Model):
+    """One message: plaintext `body`, or `ciphertext` + `nonce` with one wrapped key per member."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text"
+        SYSTEM = "system"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="messages_sent"
+    )
+    client_id = models.CharField(max_length=64)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TEXT)
+    body = models.TextField(blank=True)
+    # Standard base64, stored as the client sent it (validated); the server cannot read it.
+    ciphertext = models.TextField(blank=True)
+    nonce = models.CharField(max_length=32, blank=True)
+    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["sender", "client_id"], name="message_client_id_unique")]
+        # History pages and unread counts walk a conversation by id.
+        indexes = [models.Index(fields=["conversation", "id"], name="message_history_idx")]
+
+    def __str__(self) -> str:
+        return f"message {self.pk} in {self.conversation_id}"
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class MessageKey(models.Model):
+    """The message key wrapped for one recipient of an encrypted message."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="keys")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "user"], name="message_key_unique")]
+
+    def __str__(self) -> str:
+        return f"key of message {self.message_id} for {self.user_id}"

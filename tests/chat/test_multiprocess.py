@@ -1,0 +1,84 @@
+"""Two real Daphne processes sharing PostgreSQL and Redis: events cross from one to the other."""
+
+import asyncio
+import os
+import secrets
+import urllib.request
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from accounts.services import user_ban
+from tests.chat.conftest import LiveSocket, db, make_group, session_cookie
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not os.environ.get("REDIS_URL"), reason="the in-memory channel layer cannot span processes; set REDIS_URL"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def servers(server_factory):
+    return server_factory("a"), server_factory("b")
+
+
+def http_delete(server, path: str, cookie: str) -> int:
+    """DELETE through the server's API as a browser would: session cookie plus CSRF token."""
+    token = secrets.token_hex(16)
+    request = urllib.request.Request(
+        server.url + path,
+        method="DELETE",
+        headers={"Cookie": f"sessionid={cookie}; csrftoken={token}", "X-CSRFToken": token, "Origin": server.url},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=10) as response:
+        return response.status
+
+
+async def test_message_sent_through_one_process_reaches_a_client_of_the_other(servers, alice, bob):
+    server_a, server_b = servers
+    group = await db(make_group)(alice, bob)
+    alice_socket = await LiveSocket.open(server_a, await db(session_cookie)(alice))
+    bob_socket = await LiveSocket.open(server_b, await db(session_cookie)(bob))
+    assert bob_socket.hello["conversations"] == [group.pk]
+
+    await alice_socket.send({"type": "message.send", "conversation": group.pk, "client_id": "x1", "body": "across"})
+    ack = await alice_socket.receive_type("message.ack")
+    new = await bob_socket.receive_type("message.new")
+    assert (new["message"]["id"], new["message"]["body"]) == (ack["id"], "across")
+    await bob_socket.send({"type": "typing", "conversation": group.pk})
+    assert await alice_socket.receive() == {"type": "message.new", "message": new["message"]}
+    assert await alice_socket.receive() == {"type": "typing", "conversation": group.pk, "user": bob.pk}
+    await alice_socket.close()
+    await bob_socket.close()
+
+
+async def test_removal_on_one_process_and_ban_cut_sockets_on_the_other(servers, alice, bob, carol):
+    server_a, server_b = servers
+    group = await db(make_group)(alice, bob, carol)
+    control = await db(make_group)(alice, bob, carol, name="control")
+    alice_cookie = await db(session_cookie)(alice)
+    alice_socket = await LiveSocket.open(server_a, alice_cookie)
+    bob_socket = await LiveSocket.open(server_b, await db(session_cookie)(bob))
+    carol_socket = await LiveSocket.open(server_b, await db(session_cookie)(carol))
+
+    status = await asyncio.to_thread(http_delete, server_a, f"/api/conversations/{group.pk}/members/bob/", alice_cookie)
+    assert status == 204
+    assert await bob_socket.receive() == {"type": "conversation.removed", "id": group.pk}
+    await alice_socket.send({"type": "message.send", "conversation": group.pk, "client_id": "s", "body": "secret"})
+    await alice_socket.send({"type": "message.send", "conversation": control.pk, "client_id": "m", "body": "marker"})
+    # Carol on the same process as bob gets both; bob's next message is the marker.
+    assert (await carol_socket.receive_type("conversation.updated"))["conversation"]["id"] == group.pk
+    assert (await carol_socket.receive_type("message.new"))["message"]["body"] == "secret"
+    assert (await bob_socket.receive_type("message.new"))["message"]["body"] == "marker"
+
+    # The ban commits in this process; Redis carries it to process B.
+    await db(user_ban)(user=bob)
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await bob_socket.receive()
+    assert closed.value.rcvd.code == 4403
+    await alice_socket.close()
+    await carol_socket.close()
