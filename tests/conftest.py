@@ -179,6 +179,12 @@ def browser_context_args(browser_context_args):
 
 
 def pytest_collection_modifyitems(items):
+    """Mark browser tests and run them last.
+
+    Playwright's sync API leaves an event loop running in the main thread for as long as its
+    session-scoped browser lives; async tests that come after it could not start their own.
+    """
     for item in items:
         if "tests/browser/" in str(item.fspath):
             item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
