@@ -140,6 +140,24 @@ class ServerProcess:
         self.log.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _release_test_database(django_db_setup, django_db_blocker):
+    """End leftover PostgreSQL sessions so that the test database can be dropped at the end.
+
+    Servers are stopped by then; what remains are this process's own connections opened in other
+    contexts (Playwright's greenlets, executor threads), which Django's per-context handles can't reach.
+    """
+    yield
+    with django_db_blocker.unblock():
+        if connection.vendor != "postgresql":
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+
 @pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
