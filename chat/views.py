@@ -1,7 +1,23 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+
+from accounts.api import user_json
+
+# Messages per history request: enough to fill a tall window, well under the API's 100.
+HISTORY_PAGE = 50
 
 
 @login_required
 def home(request):
-    return render(request, "chat/home.html")
+    """Render the chat page; its script reads the data below from a JSON block."""
+    chat_data = {
+        "user": user_json(request.user),
+        "ws_path": "/ws/",
+        "limits": {
+            "message_max_length": settings.CHAT_MESSAGE_MAX_CHARS,
+            "group_max_members": settings.CHAT_GROUP_MAX_MEMBERS,
+            "history_page": HISTORY_PAGE,
+        },
+    }
+    return render(request, "chat/home.html", {"chat_data": chat_data})

@@ -1,0 +1,58 @@
+// The HTTP JSON API (docs/protocol.md): session cookie plus X-CSRFToken on unsafe methods.
+
+export class ApiError extends Error {
+  constructor(code, detail, status) {
+    super(detail || code);
+    this.code = code;
+    this.status = status;
+  }
+}
+
+function csrfToken() {
+  const cookie = document.cookie.split("; ").find((part) => part.startsWith("csrftoken="));
+  if (cookie) return decodeURIComponent(cookie.slice("csrftoken=".length));
+  return document.querySelector("input[name=csrfmiddlewaretoken]")?.value ?? "";
+}
+
+async function request(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError("network", "Cannot reach the server. Check your connection.", 0);
+  }
+  const answer = await response.json().catch(() => null);
+  if (!response.ok) {
+    throw new ApiError(answer?.error ?? "server_error", answer?.detail ?? `The server answered ${response.status}.`, response.status);
+  }
+  return answer;
+}
+
+const conversationPath = (id) => `/api/conversations/${encodeURIComponent(id)}`;
+
+export const api = {
+  conversations: () => request("GET", "/api/conversations/"),
+  channels: () => request("GET", "/api/channels/"),
+  users: (query) => request("GET", `/api/users/?q=${encodeURIComponent(query)}`),
+  startDirect: (username) => request("POST", "/api/conversations/", { kind: "direct", members: [username] }),
+  createGroup: (name, usernames) =>
+    request("POST", "/api/conversations/", { kind: "group", name, members: usernames, encrypted: false }),
+  createChannel: (name, topic) => request("POST", "/api/conversations/", { kind: "channel", name, topic }),
+  join: (id) => request("POST", `${conversationPath(id)}/join/`),
+  invite: (id, username) => request("POST", `${conversationPath(id)}/members/`, { username }),
+  removeMember: (id, username) => request("DELETE", `${conversationPath(id)}/members/${encodeURIComponent(username)}/`),
+  messages: (id, { before, limit } = {}) => {
+    const query = new URLSearchParams();
+    if (before) query.set("before", before);
+    if (limit) query.set("limit", limit);
+    return request("GET", `${conversationPath(id)}/messages/?${query}`);
+  },
+};

@@ -1,0 +1,413 @@
+// The chat page: wires the socket and the HTTP API to the store and the view modules.
+
+import { api } from "./api.js";
+import { ConversationList } from "./conversation-list.js";
+import { NewConversationDialog, confirmAction } from "./dialogs.js";
+import { displayName } from "./dom.js";
+import { MessagePane } from "./message-pane.js";
+import { Notifier } from "./notifications.js";
+import { MembersDialog, OnlineList } from "./people.js";
+import { ChatSocket } from "./socket.js";
+import { ChatStore, TYPING_EXPIRES_MS, withSender } from "./store.js";
+
+const NOTICE_MS = 8000;
+const PHONE_QUERY = window.matchMedia("(max-width: 700px)");
+const $ = (id) => document.getElementById(id);
+
+const pageData = JSON.parse($("chat-data").textContent);
+const limits = pageData.limits ?? {};
+const store = new ChatStore(pageData.user);
+const socket = new ChatSocket({ path: pageData.ws_path });
+const appRoot = $("chat-app");
+let everConnected = false;
+let noticeTimer = null;
+
+// Actions the views ask for
+
+const actions = {
+  open: (id) => openConversation(id),
+  loadOlder: (id) => loadHistory(id, { older: store.log(id).historyLoaded }),
+  typing: (id) => socket.typing(id),
+
+  send(conversationId, body, replyTo) {
+    const fields = replyTo ? { body, reply_to: replyTo } : { body };
+    const clientId = socket.sendMessage(conversationId, fields);
+    store.log(conversationId).pending.set(clientId, {
+      id: null,
+      client_id: clientId,
+      conversation: conversationId,
+      sender: store.me,
+      created_at: new Date().toISOString(),
+      ...fields,
+    });
+    pane.render({ toBottom: true });
+  },
+
+  retry(message) {
+    const frame = { type: "message.send", conversation: message.conversation, client_id: message.client_id, body: message.body };
+    if (message.reply_to) frame.reply_to = message.reply_to;
+    store.log(message.conversation).pending.set(message.client_id, { ...message, failed: null });
+    socket.resend(message.client_id, frame);
+    pane.render();
+  },
+
+  edit(message, body) {
+    if (!socket.editMessage(message.id, { body })) notice("You are offline; the edit was not sent. Try again once reconnected.");
+  },
+
+  async remove(message) {
+    const yes = await confirmAction($("confirm-dialog"), {
+      title: "Delete this message?",
+      text: "It is removed for everyone in the conversation. This cannot be undone.",
+      confirm: "Delete",
+    });
+    if (yes && !socket.deleteMessage(message.id)) notice("You are offline; the message was not deleted. Try again once reconnected.");
+    // The message's own buttons are gone with it; go back to writing.
+    if (!PHONE_QUERY.matches) $("composer-input").focus();
+  },
+
+  // These return the conversation's id; the dialog closes, then opens it (so focus lands there).
+  startDirect: async (username) => adopt(await api.startDirect(username)),
+  createGroup: async (name, usernames) => adopt(await api.createGroup(name, usernames)),
+  createChannel: async (name, topic) => adopt(await api.createChannel(name, topic)),
+  join: async (id) => adopt(await api.join(id)),
+
+  async invite(conversation, username) {
+    store.putConversation(await api.invite(conversation.id, username));
+    renderAll();
+  },
+
+  async removeMember(conversation, member) {
+    await api.removeMember(conversation.id, member.username);
+    // The socket's conversation.updated says the same; do not wait for it.
+    conversation.members = conversation.members.filter((other) => other.id !== member.id);
+    renderAll();
+  },
+
+  async leave(conversation) {
+    const kind = conversation.kind === "channel" ? "channel" : "group";
+    const yes = await confirmAction($("confirm-dialog"), {
+      title: `Leave ${store.title(conversation)}?`,
+      text: kind === "group" ? "You will need a new invitation to come back." : "You can join again at any time.",
+      confirm: `Leave ${kind}`,
+    });
+    if (!yes) return;
+    await api.removeMember(conversation.id, store.me.username);
+    forget(conversation.id);
+  },
+};
+
+// Views
+
+const list = new ConversationList({ store, root: $("conversation-list"), empty: $("conversation-empty"), onOpen: actions.open });
+const pane = new MessagePane({
+  store,
+  actions,
+  limits,
+  elements: {
+    empty: $("pane-empty"),
+    body: $("pane-body"),
+    title: $("pane-title"),
+    subtitle: $("pane-subtitle"),
+    membersButton: $("members-button"),
+    scroller: $("messages-scroll"),
+    list: $("messages"),
+    historyStatus: $("history-status"),
+    jumpButton: $("jump-button"),
+    typing: $("typing-line"),
+    composer: $("composer"),
+    input: $("composer-input"),
+    sendButton: $("send-button"),
+    composerError: $("composer-error"),
+    encryptedNotice: $("encrypted-notice"),
+    reply: $("reply-preview"),
+    replySender: $("reply-sender"),
+    replyText: $("reply-text"),
+    replyCancel: $("reply-cancel"),
+  },
+});
+const online = new OnlineList({ store, list: $("online-list"), heading: $("online-heading") });
+const members = new MembersDialog({
+  store,
+  dialog: $("members-dialog"),
+  actions: { invite: actions.invite, remove: actions.removeMember, leave: actions.leave },
+});
+const newConversation = new NewConversationDialog({ store, dialog: $("new-conversation-dialog"), actions, limits });
+const notifier = new Notifier({ store, button: $("notifications-button"), onOpen: actions.open });
+
+$("new-conversation").addEventListener("click", () => newConversation.open());
+$("browse-channels").addEventListener("click", () => newConversation.open("channels"));
+$("members-button").addEventListener("click", () => members.open());
+$("back-button").addEventListener("click", showList);
+$("reconnect-button").addEventListener("click", () => socket.reconnectNow());
+
+// Conversations
+
+async function refreshConversations() {
+  const known = new Set(store.conversations.keys());
+  store.setConversations(await api.conversations());
+  for (const id of known) if (!store.conversations.has(id)) socket.untrack(id);
+  for (const conversation of store.conversations.values()) socket.track(conversation.id, conversation.last_message_id);
+  if (store.activeId === null && currentHashId() !== null) openConversation(currentHashId());
+  renderAll();
+}
+
+function adopt(conversation) {
+  store.putConversation(conversation);
+  socket.track(conversation.id, conversation.last_message_id);
+  list.render();
+  return conversation.id;
+}
+
+function openConversation(id) {
+  if (!store.conversations.has(id)) return;
+  store.activeId = id;
+  appRoot.dataset.view = "conversation";
+  history.replaceState(null, "", `#conversation-${id}`);
+  pane.show();
+  list.render();
+  online.render();
+  const log = store.log(id);
+  if (!log.historyLoaded) loadHistory(id);
+  markReadIfLooking();
+  // On a phone, focusing the composer would pop up the keyboard over the history.
+  if (!PHONE_QUERY.matches && !store.conversations.get(id).encrypted) $("composer-input").focus();
+  else $("pane-title").focus();
+}
+
+function showList() {
+  const id = store.activeId;
+  store.activeId = null;
+  appRoot.dataset.view = "list";
+  history.replaceState(null, "", location.pathname);
+  pane.show();
+  list.render();
+  document.querySelector(`[data-conversation-id="${id}"]`)?.focus();
+}
+
+function forget(id) {
+  const wasOpen = store.activeId === id;
+  const title = store.conversations.has(id) ? store.title(store.conversations.get(id)) : "that conversation";
+  store.dropConversation(id);
+  socket.untrack(id);
+  if (wasOpen) {
+    if (members.dialog.open) members.dialog.close();
+    appRoot.dataset.view = "list";
+    history.replaceState(null, "", location.pathname);
+    pane.show();
+    notice(`You are no longer in ${title}.`);
+  }
+  list.render();
+}
+
+async function loadHistory(id, { older = false } = {}) {
+  const log = store.log(id);
+  const before = older ? log.oldestId() : null;
+  log.loadingOlder = older;
+  log.error = null;
+  if (id === store.activeId) pane.render();
+  try {
+    const answer = await api.messages(id, { before, limit: limits.history_page });
+    for (const message of answer.messages) store.addMessage(message);
+    log.hasOlder = answer.has_more;
+    log.historyLoaded = true;
+  } catch (error) {
+    // Shown in the history with a retry button; nothing loads by itself until then.
+    log.error = error.message;
+  } finally {
+    log.loadingOlder = false;
+  }
+  if (id !== store.activeId) return;
+  pane.render(older ? { prepended: true } : { toBottom: true });
+  markReadIfLooking();
+  list.render();
+}
+
+/** Send `read` for the open conversation when the person can actually see it. */
+function markReadIfLooking() {
+  const id = store.activeId;
+  const paneVisible = !PHONE_QUERY.matches || appRoot.dataset.view === "conversation";
+  if (id === null || !paneVisible || document.visibilityState !== "visible" || !document.hasFocus()) return;
+  const upTo = store.unreadUpTo(id);
+  store.conversations.get(id).unread = 0;
+  if (upTo && socket.read(id, upTo)) store.setReadUpTo(id, upTo);
+  list.render();
+}
+
+function currentHashId() {
+  const match = /^#conversation-(\d+)$/.exec(location.hash);
+  return match ? Number(match[1]) : null;
+}
+
+function renderAll() {
+  list.render();
+  pane.renderHeader();
+  online.render();
+  if (members.dialog.open) members.render();
+}
+
+// Socket events
+
+socket.addEventListener("status", ({ detail }) => renderConnection(detail));
+
+socket.addEventListener("hello", ({ detail }) => {
+  store.online = new Set([store.me.id, ...(detail.online ?? [])]);
+  const unknown = (detail.conversations ?? []).some((id) => !store.conversations.has(id));
+  // After an outage memberships and unread counts may have changed; ask again.
+  if (everConnected || unknown) refreshConversations().catch((error) => notice(error.message));
+  everConnected = true;
+  renderAll();
+  markReadIfLooking();
+});
+
+socket.addEventListener("message", ({ detail }) => {
+  const message = withSender(detail.message);
+  const live = detail.live;
+  if (!store.conversations.has(message.conversation)) {
+    refreshConversations().catch((error) => notice(error.message));
+    return;
+  }
+  const isNew = store.addMessage(message);
+  const fromOthers = message.sender.id !== store.me.id;
+  if (message.conversation === store.activeId) {
+    pane.render({ appended: true });
+    pane.renderTyping();
+    markReadIfLooking();
+    if (fromOthers && isNew) announce(`${displayName(message.sender)}: ${message.body ?? "Encrypted message"}`);
+  }
+  if (live && fromOthers && isNew) notifier.incoming(message);
+  list.render();
+});
+
+socket.addEventListener("ack", ({ detail }) => {
+  for (const [conversationId, log] of store.logs) {
+    const pending = log.pending.get(detail.client_id);
+    if (!pending) continue;
+    store.addMessage({ ...pending, id: detail.id, created_at: detail.created_at ?? pending.created_at });
+    if (conversationId === store.activeId) pane.render();
+    list.render();
+  }
+});
+
+socket.addEventListener("updated", ({ detail }) => {
+  const message = withSender(detail.message);
+  const log = store.log(message.conversation);
+  if (log.byId.has(message.id)) log.byId.set(message.id, message);
+  const conversation = store.conversations.get(message.conversation);
+  if (conversation?.last_message?.id === message.id) conversation.last_message = message;
+  if (message.conversation === store.activeId) pane.render();
+  list.render();
+});
+
+socket.addEventListener("deleted", ({ detail }) => {
+  const log = store.log(detail.conversation);
+  const message = log.byId.get(detail.id);
+  if (message) log.byId.set(detail.id, { ...message, deleted: true, body: "" });
+  const conversation = store.conversations.get(detail.conversation);
+  if (conversation?.last_message?.id === detail.id) conversation.last_message = { ...conversation.last_message, deleted: true };
+  if (detail.conversation === store.activeId) pane.render();
+  list.render();
+});
+
+socket.addEventListener("typing", ({ detail }) => {
+  store.startTyping(detail.conversation, detail.user);
+  if (detail.conversation !== store.activeId) return;
+  pane.renderTyping();
+  setTimeout(() => pane.renderTyping(), TYPING_EXPIRES_MS + 100);
+});
+
+socket.addEventListener("read", ({ detail }) => {
+  store.applyRead(detail);
+  if (detail.conversation === store.activeId) pane.render();
+  list.render();
+});
+
+socket.addEventListener("presence", ({ detail }) => {
+  if (detail.online) store.online.add(detail.user);
+  else if (detail.user !== store.me.id) store.online.delete(detail.user);
+  renderAll();
+});
+
+socket.addEventListener("conversation-added", ({ detail: { conversation } }) => {
+  store.putConversation(conversation);
+  socket.track(conversation.id, conversation.last_message_id);
+  renderAll();
+});
+
+socket.addEventListener("conversation-updated", ({ detail: { conversation } }) => {
+  // Members joined, left or changed role; the rest of what we know stays.
+  if (!store.conversations.has(conversation.id)) return;
+  store.putConversation(conversation);
+  renderAll();
+});
+
+socket.addEventListener("conversation-removed", ({ detail }) => forget(detail.id));
+
+socket.addEventListener("error", ({ detail }) => {
+  if (!detail.client_id) {
+    notice(detail.detail || `The server refused that (${detail.code}).`);
+    return;
+  }
+  for (const [conversationId, log] of store.logs) {
+    const pending = log.pending.get(detail.client_id);
+    if (!pending) continue;
+    log.pending.set(detail.client_id, { ...pending, failed: detail.detail || detail.code });
+    if (conversationId === store.activeId) pane.render();
+  }
+});
+
+// Page state
+
+function renderConnection({ state, retryIn }) {
+  const banner = $("connection-banner");
+  const text = $("connection-text");
+  const button = $("reconnect-button");
+  const login = $("login-link");
+  banner.hidden = state === "open" || (state === "connecting" && !everConnected);
+  button.hidden = state !== "waiting";
+  login.hidden = state !== "unauthenticated";
+  if (state === "waiting") {
+    const seconds = Math.max(1, Math.round(retryIn / 1000));
+    text.textContent = everConnected
+      ? `Connection lost. Reconnecting in ${seconds} s…`
+      : `Cannot reach the server. Trying again in ${seconds} s…`;
+  } else if (state === "offline") {
+    text.textContent = "You are offline. Messages you write now are sent when you are back online.";
+  } else if (state === "connecting") {
+    text.textContent = "Reconnecting…";
+  } else if (state === "unauthenticated") {
+    text.textContent = "You are signed out.";
+  } else if (state === "disabled") {
+    text.textContent = "This account is disabled.";
+  }
+}
+
+function notice(text) {
+  const box = $("chat-notice");
+  box.textContent = text;
+  box.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => {
+    box.hidden = true;
+  }, NOTICE_MS);
+}
+
+function announce(text) {
+  $("announcer").textContent = text;
+}
+
+window.addEventListener("focus", markReadIfLooking);
+document.addEventListener("visibilitychange", markReadIfLooking);
+PHONE_QUERY.addEventListener("change", markReadIfLooking);
+document.addEventListener("keydown", (event) => {
+  if (event.defaultPrevented) return;
+  if (event.key === "Escape" && PHONE_QUERY.matches && appRoot.dataset.view === "conversation" && !document.querySelector("dialog[open]")) {
+    showList();
+  }
+});
+
+// Start: the conversation list first, so the socket knows where each conversation stands.
+
+refreshConversations()
+  .catch((error) => notice(`Could not load your conversations: ${error.message}`))
+  .finally(() => socket.start());

@@ -1,0 +1,77 @@
+// The sidebar: one row per conversation with its kind, name, last message and unread badge.
+
+import { avatar, el, icon } from "./dom.js";
+
+const KIND_LABELS = { direct: "Direct message", group: "Group", channel: "Channel" };
+
+export class ConversationList {
+  constructor({ store, root, empty, onOpen }) {
+    this.store = store;
+    this.root = root;
+    this.empty = empty;
+    this.onOpen = onOpen;
+  }
+
+  render() {
+    const conversations = this.store.sortedConversations();
+    // Rows are rebuilt, so keep keyboard focus on the same conversation.
+    const focusedId = this.root.contains(document.activeElement) ? document.activeElement.dataset.conversationId : null;
+    this.root.replaceChildren(...conversations.map((conversation) => this.row(conversation)));
+    this.empty.hidden = conversations.length > 0;
+    if (focusedId) this.root.querySelector(`[data-conversation-id="${focusedId}"]`)?.focus();
+  }
+
+  row(conversation) {
+    const active = conversation.id === this.store.activeId;
+    const unread = active ? 0 : conversation.unread ?? 0;
+    const title = this.store.title(conversation);
+    const badge = unread
+      ? el("span", { class: "badge", "aria-label": `${unread} unread` }, unread > 99 ? "99+" : String(unread))
+      : null;
+    const button = el(
+      "button",
+      {
+        type: "button",
+        class: `conversation${active ? " active" : ""}${unread ? " has-unread" : ""}`,
+        "aria-current": active ? "true" : null,
+        dataset: { conversationId: conversation.id },
+        onclick: () => this.onOpen(conversation.id),
+      },
+      this.kindMark(conversation),
+      el(
+        "span",
+        { class: "conversation-text" },
+        el("span", { class: "conversation-name" }, title),
+        el("span", { class: "visually-hidden" }, `, ${KIND_LABELS[conversation.kind] ?? conversation.kind}`),
+        el("span", { class: "conversation-preview" }, this.preview(conversation)),
+      ),
+      conversation.encrypted ? el("span", { class: "lock", title: "End-to-end encrypted" }, icon("lock")) : null,
+      badge,
+    );
+    return el("li", {}, button);
+  }
+
+  kindMark(conversation) {
+    if (conversation.kind === "direct") {
+      const other = this.store.otherMember(conversation);
+      const online = other && this.store.online.has(other.id);
+      return el(
+        "span",
+        { class: "kind kind-direct" },
+        other ? avatar(other, 28) : icon("person"),
+        el("span", { class: `presence-dot${online ? " online" : ""}` }),
+        online ? el("span", { class: "visually-hidden" }, " (online)") : null,
+      );
+    }
+    return el("span", { class: `kind kind-${conversation.kind}` }, icon(conversation.kind === "channel" ? "hash" : "group"));
+  }
+
+  preview(conversation) {
+    const message = conversation.last_message;
+    if (!message) return conversation.kind === "channel" ? conversation.topic || "" : "";
+    const who = message.sender.id === this.store.me.id ? "You" : message.sender.display_name || message.sender.username;
+    if (message.deleted) return `${who}: message deleted`;
+    if (message.body === undefined || message.body === null) return `${who}: Encrypted message`;
+    return `${who}: ${message.body}`;
+  }
+}

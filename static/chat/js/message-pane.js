@@ -1,0 +1,470 @@
+// The open conversation: its header, history (loading older pages on scroll up), each
+// message with its actions, the typing line and the composer.
+
+import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, linkifiedText, placeInOrder } from "./dom.js";
+
+const GROUP_WINDOW_MS = 5 * 60 * 1000; // consecutive messages closer than this share one header
+const LOAD_OLDER_THRESHOLD_PX = 200;
+const STICK_TO_BOTTOM_PX = 60;
+const TYPING_SEND_INTERVAL_MS = 3000;
+const QUOTE_LENGTH = 140;
+
+export class MessagePane {
+  constructor({ store, elements, actions, limits }) {
+    this.store = store;
+    this.dom = elements;
+    this.actions = actions;
+    this.limits = limits;
+    this.nodes = new Map(); // render key -> {node, signature}
+    this.replyTo = null;
+    this.editingId = null;
+    this.lastTypingSent = 0;
+    this.shownId = null;
+    this.drafts = new Map(); // conversation id -> unsent text, kept while switching
+    this.bindComposer();
+    this.dom.scroller.addEventListener("scroll", () => this.scrolled());
+    this.dom.jumpButton.addEventListener("click", () => this.scrollToBottom());
+    this.dom.replyCancel.addEventListener("click", () => this.setReply(null));
+    // Touch screens have no hover: a tap on a message shows its actions.
+    this.dom.list.addEventListener("click", (event) => this.select(event));
+  }
+
+  select(event) {
+    const item = event.target.closest(".message");
+    if (!item || event.target.closest("a, button, textarea, blockquote")) return;
+    const wasSelected = item.classList.contains("selected");
+    for (const selected of this.dom.list.querySelectorAll(".message.selected")) selected.classList.remove("selected");
+    item.classList.toggle("selected", !wasSelected);
+  }
+
+  get conversation() {
+    return this.store.conversations.get(this.store.activeId) ?? null;
+  }
+
+  // Opening a conversation
+
+  show() {
+    const conversation = this.conversation;
+    if (this.shownId !== null) this.drafts.set(this.shownId, this.dom.input.value);
+    this.shownId = conversation?.id ?? null;
+    this.dom.input.value = (conversation && this.drafts.get(conversation.id)) || "";
+    this.showComposerError("");
+    this.dom.empty.hidden = Boolean(conversation);
+    this.dom.body.hidden = !conversation;
+    this.nodes.clear();
+    this.dom.list.replaceChildren();
+    this.setReply(null);
+    this.editingId = null;
+    if (!conversation) return;
+    this.fitComposer();
+    this.renderHeader();
+    this.renderComposerState();
+    this.render({ toBottom: true });
+    this.renderTyping();
+  }
+
+  renderHeader() {
+    const conversation = this.conversation;
+    if (!conversation) return;
+    const title = this.store.title(conversation);
+    const kindIcon = { channel: "hash", group: "group", direct: "person" }[conversation.kind];
+    this.dom.title.replaceChildren(icon(kindIcon, "icon title-icon"), title);
+    this.dom.subtitle.textContent = this.subtitle(conversation);
+    this.dom.membersButton.hidden = conversation.kind === "direct";
+    this.dom.input.placeholder = conversation.kind === "channel" ? `Message #${title}` : `Message ${title}`;
+  }
+
+  subtitle(conversation) {
+    if (conversation.kind === "direct") {
+      const other = this.store.otherMember(conversation);
+      return other && this.store.online.has(other.id) ? "Online" : "Offline";
+    }
+    const members = conversation.member_count ?? conversation.members.length;
+    const count = `${members} member${members === 1 ? "" : "s"}`;
+    const lock = conversation.encrypted ? " · end-to-end encrypted" : "";
+    return conversation.topic ? `${conversation.topic} · ${count}${lock}` : `${count}${lock}`;
+  }
+
+  renderComposerState() {
+    const encrypted = Boolean(this.conversation?.encrypted);
+    this.dom.encryptedNotice.hidden = !encrypted;
+    this.dom.input.disabled = encrypted;
+    this.dom.sendButton.disabled = encrypted;
+  }
+
+  // The history
+
+  /** Redraw the messages; keep the view at the bottom, or steady when older ones came in above. */
+  render({ toBottom = false, prepended = false, appended = false } = {}) {
+    const conversation = this.conversation;
+    if (!conversation) return;
+    const scroller = this.dom.scroller;
+    const wasAtBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < STICK_TO_BOTTOM_PX;
+    const oldHeight = scroller.scrollHeight;
+    const oldTop = scroller.scrollTop;
+
+    const log = this.store.log(conversation.id);
+    const seenBy = this.seenMarkers(conversation, log);
+    const wanted = [];
+    const keep = new Set();
+    let previous = null;
+    for (const message of log.ordered()) {
+      const date = new Date(message.created_at);
+      if (!previous || dayKey(new Date(previous.created_at)) !== dayKey(date)) {
+        wanted.push(this.node(`day:${dayKey(date)}`, formatDay(date), () => daySeparator(date)));
+        keep.add(`day:${dayKey(date)}`);
+      }
+      const continued = isContinuation(previous, message);
+      const key = message.id ? `m:${message.id}` : `p:${message.client_id}`;
+      const seen = message.id ? seenBy.get(message.id) : null;
+      const state = { continued, seen, editing: message.id && message.id === this.editingId };
+      const signature = JSON.stringify([message, state, this.quoteSignature(message)]);
+      wanted.push(this.node(key, signature, () => this.messageNode(message, state)));
+      keep.add(key);
+      previous = message;
+    }
+    for (const key of [...this.nodes.keys()]) if (!keep.has(key)) this.nodes.delete(key);
+    placeInOrder(this.dom.list, wanted);
+    this.renderHistoryStatus(log);
+
+    if (toBottom || wasAtBottom) this.scrollToBottom();
+    else if (prepended) scroller.scrollTop = oldTop + (scroller.scrollHeight - oldHeight);
+    else if (appended) this.dom.jumpButton.hidden = false;
+    this.fillView(log);
+  }
+
+  node(key, signature, build) {
+    const cached = this.nodes.get(key);
+    if (cached && cached.signature === signature) return cached.node;
+    const node = build();
+    // An edited or acknowledged message replaces its old node in place, keeping focus nearby.
+    if (cached?.node.isConnected) cached.node.replaceWith(node);
+    this.nodes.set(key, { node, signature });
+    return node;
+  }
+
+  renderHistoryStatus(log) {
+    const status = this.dom.historyStatus;
+    if (log.error) {
+      const retry = el("button", { type: "button", class: "link-button", onclick: () => this.actions.loadOlder(this.store.activeId) }, "Try again");
+      status.replaceChildren(`Could not load messages: ${log.error} `, retry);
+      return;
+    }
+    let text = "";
+    if (!log.historyLoaded) text = "Loading messages…";
+    else if (log.loadingOlder) text = "Loading earlier messages…";
+    else if (!log.hasOlder) text = log.byId.size ? "This is the beginning of the conversation." : "No messages yet. Say hello!";
+    if (status.textContent !== text) status.textContent = text;
+  }
+
+  /** Load the next older page while the history does not fill the view (no scrollbar, no scroll event). */
+  fillView(log) {
+    const scroller = this.dom.scroller;
+    if (!log.historyLoaded || !log.hasOlder || log.loadingOlder || log.error) return;
+    if (scroller.scrollHeight - LOAD_OLDER_THRESHOLD_PX <= scroller.clientHeight) this.actions.loadOlder(this.store.activeId);
+  }
+
+  scrolled() {
+    const scroller = this.dom.scroller;
+    const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < STICK_TO_BOTTOM_PX;
+    if (atBottom) this.dom.jumpButton.hidden = true;
+    const conversation = this.conversation;
+    if (!conversation || scroller.scrollTop > LOAD_OLDER_THRESHOLD_PX) return;
+    const log = this.store.log(conversation.id);
+    if (log.historyLoaded && log.hasOlder && !log.loadingOlder && !log.error) this.actions.loadOlder(conversation.id);
+  }
+
+  scrollToBottom() {
+    this.dom.scroller.scrollTop = this.dom.scroller.scrollHeight;
+    this.dom.jumpButton.hidden = true;
+  }
+
+  isAtBottom() {
+    const scroller = this.dom.scroller;
+    return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < STICK_TO_BOTTOM_PX;
+  }
+
+  /** Map message id -> names of the other members whose read marker sits on it. */
+  seenMarkers(conversation, log) {
+    const markers = new Map();
+    const reads = this.store.reads.get(conversation.id);
+    if (!reads || conversation.kind === "channel") return markers;
+    const ids = [...log.byId.keys()].sort((a, b) => a - b);
+    for (const [userId, upTo] of reads) {
+      const at = ids.filter((id) => id <= upTo).pop();
+      if (at === undefined) continue;
+      const names = markers.get(at) ?? [];
+      names.push(displayName(this.store.users.get(userId)));
+      markers.set(at, names);
+    }
+    return markers;
+  }
+
+  // One message
+
+  messageNode(message, { continued, seen, editing }) {
+    if (message.kind === "system") {
+      return el("li", { class: "system-message", id: `message-${message.id}` }, el("span", {}, message.body ?? ""));
+    }
+    const mine = message.sender.id === this.store.me.id;
+    const classes = ["message"];
+    if (mine) classes.push("mine");
+    if (continued) classes.push("continued");
+    if (!message.id) classes.push("pending");
+    if (message.failed) classes.push("failed");
+    if (message.deleted) classes.push("deleted");
+    const created = new Date(message.created_at);
+    const time = el("time", { datetime: message.created_at, title: created.toLocaleString() }, formatTime(created));
+    return el(
+      "li",
+      {
+        class: classes.join(" "),
+        id: message.id ? `message-${message.id}` : null,
+        dataset: { messageId: message.id ?? "", clientId: message.client_id ?? "" },
+      },
+      continued ? el("span", { class: "gutter-time" }, time.cloneNode(true)) : avatar(message.sender, 36),
+      el(
+        "div",
+        { class: "message-main" },
+        continued
+          ? null
+          : el(
+              "p",
+              { class: "message-meta" },
+              el("span", { class: "sender" }, displayName(message.sender)),
+              " ",
+              time,
+            ),
+        this.quote(message),
+        editing ? this.editor(message) : this.content(message),
+        this.status(message),
+        seen ? el("p", { class: "seen" }, `Seen by ${seen.join(", ")}`) : null,
+      ),
+      editing ? null : this.messageActions(message, mine),
+    );
+  }
+
+  content(message) {
+    if (message.deleted) return el("p", { class: "message-text deleted-text" }, "This message was deleted.");
+    const parts = [];
+    if (typeof message.body === "string") {
+      parts.push(el("p", { class: "message-text" }, linkifiedText(message.body)));
+    } else {
+      parts.push(el("p", { class: "message-text encrypted-text" }, icon("lock"), " Encrypted message"));
+    }
+    if (message.edited_at) parts.push(el("span", { class: "edited", title: new Date(message.edited_at).toLocaleString() }, "(edited)"));
+    if (message.attachment && typeof message.attachment === "object") parts.push(attachmentNode(message.attachment));
+    return el("div", { class: "message-content" }, parts);
+  }
+
+  status(message) {
+    if (message.failed) {
+      return el(
+        "p",
+        { class: "message-status error", role: "alert" },
+        `Not sent: ${message.failed} `,
+        el("button", { type: "button", class: "link-button", onclick: () => this.actions.retry(message) }, "Try again"),
+      );
+    }
+    if (!message.id) return el("p", { class: "message-status" }, "Sending…");
+    return null;
+  }
+
+  quote(message) {
+    if (!message.reply_to) return null;
+    const original = this.store.log(message.conversation).byId.get(message.reply_to);
+    const jump = () => document.getElementById(`message-${message.reply_to}`)?.scrollIntoView({ block: "center" });
+    if (!original) return el("blockquote", { class: "quote" }, "Reply to an earlier message");
+    return el(
+      "blockquote",
+      { class: "quote", onclick: jump },
+      el("span", { class: "quote-sender" }, displayName(original.sender)),
+      " ",
+      el("span", { class: "quote-text" }, snippet(original)),
+    );
+  }
+
+  quoteSignature(message) {
+    if (!message.reply_to) return null;
+    const original = this.store.log(message.conversation).byId.get(message.reply_to);
+    return original ? [original.body, original.deleted] : null;
+  }
+
+  messageActions(message, mine) {
+    if (!message.id || message.deleted) return null;
+    const who = displayName(message.sender);
+    const buttons = [];
+    if (!this.conversation?.encrypted) {
+      buttons.push(actionButton("reply", `Reply to ${who}`, () => this.setReply(message)));
+    }
+    if (mine && typeof message.body === "string") {
+      buttons.push(actionButton("edit", "Edit your message", () => this.startEditing(message.id)));
+    }
+    if (mine) buttons.push(actionButton("trash", "Delete your message", () => this.actions.remove(message)));
+    return el("div", { class: "message-actions" }, buttons);
+  }
+
+  // Editing a sent message
+
+  startEditing(id) {
+    this.editingId = id;
+    this.render();
+    const field = this.dom.list.querySelector(".edit-form textarea");
+    field?.focus();
+    field?.setSelectionRange(field.value.length, field.value.length);
+  }
+
+  stopEditing() {
+    const id = this.editingId;
+    this.editingId = null;
+    this.render();
+    document.querySelector(`#message-${id} .message-actions button`)?.focus();
+  }
+
+  editor(message) {
+    const field = el("textarea", { "aria-label": "Edit message", rows: 2, maxlength: this.limits.message_max_length });
+    field.value = message.body;
+    const save = () => {
+      const body = field.value.trim();
+      if (!body) return;
+      if (body !== message.body) this.actions.edit(message, body);
+      this.stopEditing();
+    };
+    field.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        this.stopEditing();
+      } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        save();
+      }
+    });
+    return el(
+      "form",
+      {
+        class: "edit-form",
+        onsubmit: (event) => {
+          event.preventDefault();
+          save();
+        },
+      },
+      field,
+      el(
+        "div",
+        { class: "actions" },
+        el("button", { type: "submit" }, "Save"),
+        el("button", { type: "button", class: "secondary", onclick: () => this.stopEditing() }, "Cancel"),
+      ),
+    );
+  }
+
+  // The composer
+
+  bindComposer() {
+    const { composer, input } = this.dom;
+    composer.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.submit();
+      } else if (event.key === "Escape" && this.replyTo) {
+        event.preventDefault();
+        this.setReply(null);
+      }
+    });
+    input.addEventListener("input", () => {
+      this.fitComposer();
+      this.showComposerError("");
+      const now = Date.now();
+      if (input.value.trim() && now - this.lastTypingSent > TYPING_SEND_INTERVAL_MS) {
+        this.lastTypingSent = now;
+        this.actions.typing(this.store.activeId);
+      }
+    });
+  }
+
+  submit() {
+    const conversation = this.conversation;
+    const body = this.dom.input.value.trim();
+    if (!conversation || conversation.encrypted || !body) return;
+    const limit = this.limits.message_max_length;
+    if (limit && body.length > limit) {
+      this.showComposerError(`That message is too long: ${body.length} characters, at most ${limit}.`);
+      return;
+    }
+    this.actions.send(conversation.id, body, this.replyTo?.id ?? null);
+    this.dom.input.value = "";
+    this.lastTypingSent = 0;
+    this.setReply(null);
+    this.fitComposer();
+    this.scrollToBottom();
+  }
+
+  showComposerError(text) {
+    this.dom.composerError.textContent = text;
+    this.dom.composerError.hidden = !text;
+  }
+
+  /** Grow the textarea with its text, up to a third of the window. */
+  fitComposer() {
+    const input = this.dom.input;
+    input.style.height = "auto";
+    if (!input.scrollHeight) return; // not laid out (hidden): keep the stylesheet's height
+    input.style.height = `${Math.min(input.scrollHeight + 2, Math.round(window.innerHeight / 3))}px`;
+  }
+
+  setReply(message) {
+    this.replyTo = message;
+    this.dom.reply.hidden = !message;
+    if (!message) return;
+    this.dom.replySender.textContent = displayName(message.sender);
+    this.dom.replyText.textContent = snippet(message);
+    this.dom.input.focus();
+  }
+
+  // Typing line
+
+  renderTyping() {
+    const conversation = this.conversation;
+    const users = conversation ? this.store.typingUsers(conversation.id) : [];
+    const names = users.map(displayName);
+    let text = "";
+    if (names.length === 1) text = `${names[0]} is typing…`;
+    else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+    else if (names.length > 2) text = "Several people are typing…";
+    if (this.dom.typing.textContent !== text) this.dom.typing.textContent = text;
+  }
+}
+
+function isContinuation(previous, message) {
+  if (!previous || previous.sender.id !== message.sender.id) return false;
+  if (previous.kind === "system" || message.kind === "system") return false;
+  if (message.reply_to) return false;
+  const gap = new Date(message.created_at) - new Date(previous.created_at);
+  return gap >= 0 && gap < GROUP_WINDOW_MS && dayKey(new Date(previous.created_at)) === dayKey(new Date(message.created_at));
+}
+
+function daySeparator(date) {
+  return el("li", { class: "day-separator", role: "separator" }, el("span", {}, formatDay(date)));
+}
+
+function actionButton(iconName, label, onclick) {
+  return el("button", { type: "button", class: "icon-button", "aria-label": label, title: label, onclick }, icon(iconName));
+}
+
+function snippet(message) {
+  if (message.deleted) return "Deleted message";
+  if (typeof message.body !== "string") return "Encrypted message";
+  return message.body.length > QUOTE_LENGTH ? `${message.body.slice(0, QUOTE_LENGTH)}…` : message.body;
+}
+
+function attachmentNode(attachment) {
+  const link = { href: attachment.url, target: "_blank", rel: "noopener noreferrer" };
+  if (attachment.content_type?.startsWith("image/")) {
+    return el("a", { ...link, class: "attachment" }, el("img", { src: attachment.url, alt: attachment.name || "Image", loading: "lazy" }));
+  }
+  return el("a", { ...link, class: "attachment attachment-file" }, icon("file"), attachment.name || "Attachment");
+}

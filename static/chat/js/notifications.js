@@ -1,0 +1,65 @@
+// Telling someone who is looking elsewhere: a "(3) Chatterbox" title while the tab is hidden,
+// and desktop notifications once they have allowed them from the button (never on load).
+
+import { displayName } from "./dom.js";
+
+const BODY_LENGTH = 120;
+
+export class Notifier {
+  constructor({ store, button, onOpen }) {
+    this.store = store;
+    this.button = button;
+    this.onOpen = onOpen;
+    this.baseTitle = document.title;
+    this.missed = 0;
+    this.supported = "Notification" in window;
+    button.addEventListener("click", () => this.askPermission());
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") this.setMissed(0);
+    });
+    this.renderButton();
+  }
+
+  renderButton() {
+    const permission = this.supported ? Notification.permission : "unsupported";
+    this.button.hidden = permission === "granted" || permission === "unsupported";
+    this.button.disabled = permission === "denied";
+    this.button.textContent = permission === "denied" ? "Notifications are blocked in this browser" : "Enable desktop notifications";
+  }
+
+  async askPermission() {
+    if (!this.supported) return;
+    await Notification.requestPermission();
+    this.renderButton();
+  }
+
+  /** A message from someone else arrived live. */
+  incoming(message) {
+    if (document.visibilityState === "hidden") this.setMissed(this.missed + 1);
+    const lookingAtIt = document.visibilityState === "visible" && document.hasFocus();
+    if (lookingAtIt || !this.supported || Notification.permission !== "granted") return;
+    const conversation = this.store.conversations.get(message.conversation);
+    const sender = displayName(message.sender);
+    const where = conversation && conversation.kind !== "direct" ? ` in ${this.store.title(conversation)}` : "";
+    const notification = new Notification(`${sender}${where}`, {
+      body: notificationBody(message),
+      icon: message.sender.avatar_url,
+      tag: `conversation-${message.conversation}`,
+    });
+    notification.addEventListener("click", () => {
+      window.focus();
+      this.onOpen(message.conversation);
+      notification.close();
+    });
+  }
+
+  setMissed(count) {
+    this.missed = count;
+    document.title = count ? `(${count}) ${this.baseTitle}` : this.baseTitle;
+  }
+}
+
+function notificationBody(message) {
+  if (typeof message.body !== "string") return "Encrypted message";
+  return message.body.length > BODY_LENGTH ? `${message.body.slice(0, BODY_LENGTH)}…` : message.body;
+}

@@ -1,0 +1,145 @@
+// Who is here: the online list beside the messages and the members dialog of groups and channels.
+
+import { avatar, displayName, el } from "./dom.js";
+
+const MANAGERS = new Set(["owner", "admin"]);
+
+export class OnlineList {
+  constructor({ store, list, heading }) {
+    this.store = store;
+    this.list = list;
+    this.heading = heading;
+  }
+
+  render() {
+    const conversation = this.store.conversations.get(this.store.activeId);
+    const online = (conversation?.members ?? [])
+      .filter((member) => this.store.online.has(member.id))
+      .sort((a, b) => displayName(a).localeCompare(displayName(b)));
+    this.heading.textContent = `Online — ${online.length}`;
+    this.list.replaceChildren(
+      ...online.map((member) =>
+        el(
+          "li",
+          { class: "person", dataset: { userId: member.id } },
+          avatar(member, 24),
+          el(
+            "span",
+            { class: "person-name" },
+            displayName(member),
+            member.id === this.store.me.id ? el("span", { class: "muted" }, " (you)") : null,
+          ),
+        ),
+      ),
+    );
+  }
+}
+
+export class MembersDialog {
+  constructor({ store, dialog, actions }) {
+    this.store = store;
+    this.dialog = dialog;
+    this.actions = actions;
+    this.list = dialog.querySelector("[data-members-list]");
+    this.inviteForm = dialog.querySelector("[data-invite-form]");
+    this.inviteInput = this.inviteForm.querySelector("input");
+    this.leaveButton = dialog.querySelector("[data-leave]");
+    this.errorBox = dialog.querySelector("[data-error]");
+    this.heading = dialog.querySelector("h2");
+    this.inviteForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.invite();
+    });
+    this.leaveButton.addEventListener("click", () => this.run(() => this.actions.leave(this.conversation)));
+    dialog.querySelector("[data-close]").addEventListener("click", () => dialog.close());
+  }
+
+  get conversation() {
+    return this.store.conversations.get(this.store.activeId) ?? null;
+  }
+
+  get canManage() {
+    const conversation = this.conversation;
+    const me = conversation?.members.find((member) => member.id === this.store.me.id);
+    return MANAGERS.has(me?.role ?? conversation?.role);
+  }
+
+  open() {
+    if (!this.conversation) return;
+    this.showError("");
+    this.render();
+    this.dialog.showModal();
+    (this.inviteForm.hidden ? this.leaveButton : this.inviteInput).focus();
+  }
+
+  render() {
+    const conversation = this.conversation;
+    if (!conversation) {
+      if (this.dialog.open) this.dialog.close();
+      return;
+    }
+    const kind = conversation.kind === "channel" ? "channel" : "group";
+    this.heading.textContent = `Members of ${this.store.title(conversation)}`;
+    this.inviteForm.hidden = !(conversation.kind === "group" && this.canManage);
+    this.leaveButton.textContent = `Leave ${kind}`;
+    const members = [...conversation.members].sort((a, b) => displayName(a).localeCompare(displayName(b)));
+    this.list.replaceChildren(...members.map((member) => this.row(conversation, member)));
+  }
+
+  row(conversation, member) {
+    const me = member.id === this.store.me.id;
+    const removable = !me && this.canManage && conversation.kind === "group" && member.role !== "owner";
+    return el(
+      "li",
+      { class: "person" },
+      avatar(member, 28),
+      el(
+        "span",
+        { class: "person-name" },
+        displayName(member),
+        el("span", { class: "muted" }, ` @${member.username}${me ? " (you)" : ""}`),
+      ),
+      member.role && member.role !== "member" ? el("span", { class: "role" }, member.role) : null,
+      el("span", { class: `presence-dot${this.store.online.has(member.id) ? " online" : ""}`, title: this.store.online.has(member.id) ? "Online" : "Offline" }),
+      removable
+        ? el(
+            "button",
+            {
+              type: "button",
+              class: "secondary small",
+              "aria-label": `Remove ${displayName(member)}`,
+              onclick: () => this.run(() => this.actions.remove(conversation, member)),
+            },
+            "Remove",
+          )
+        : null,
+    );
+  }
+
+  async invite() {
+    const username = this.inviteInput.value.trim().replace(/^@/, "");
+    if (!username) {
+      this.showError("Type the username of the person to invite.");
+      return;
+    }
+    if (await this.run(() => this.actions.invite(this.conversation, username))) this.inviteInput.value = "";
+  }
+
+  /** Run a member action; show its error in the dialog. Return true on success. */
+  async run(action) {
+    this.showError("");
+    try {
+      await action();
+      this.render();
+      return true;
+    } catch (error) {
+      this.showError(error.message);
+      return false;
+    }
+  }
+
+  showError(text) {
+    this.errorBox.textContent = text;
+    this.errorBox.hidden = !text;
+  }
+}
