@@ -16,7 +16,7 @@ from django.conf import settings
 
 from accounts.api import user_json
 from chat import events, services
-from chat.presence import presence_connect, presence_disconnect, presence_refresh
+from chat.presence import presence_connect, presence_disconnect, presence_refresh, users_online
 from chatterbox.errors import DomainError, Invalid, TooLarge
 
 log = logging.getLogger(__name__)
@@ -332,11 +332,22 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self._group_join(conversation["id"])
             self.delivered.setdefault(conversation["id"], conversation["last_message_id"] or 0)
             await self.send_json({"type": "conversation.added", "conversation": conversation})
+            await self._presence_share(conversation)
 
     async def chat_conversation_updated(self, event):
         conversation = self._conversation_for_me(event["conversation"])
         if conversation is not None and conversation["id"] in self.conversations:
             await self.send_json({"type": "conversation.updated", "conversation": conversation})
+
+    async def _presence_share(self, conversation: dict) -> None:
+        """In a newly shared conversation, learn who is online there and tell them we are."""
+        others = [member["id"] for member in conversation["members"] if member["id"] != self.user.pk]
+        for user_id in await database_sync_to_async(users_online)(others):
+            if self.presence.get(user_id) is not True:
+                self.presence[user_id] = True
+                await self.send_json({"type": "presence", "user": user_id, "online": True})
+        event = {"type": "chat.presence", "user": self.user.pk, "online": True}
+        await self.channel_layer.group_send(events.conversation_group(conversation["id"]), event)
 
     def _conversation_for_me(self, conversation: dict) -> dict | None:
         """Add my role to a shared conversation object; None if I am not among its members."""

@@ -408,6 +408,23 @@ async def test_invited_member_joins_live(alice, bob, carol, connect):
     assert (await carol_socket.receive_type("message.new"))["message"]["body"] == "welcome"
 
 
+async def test_joining_shares_presence_both_ways(alice, bob, carol, connect):
+    group = await db(make_group)(alice, bob)
+    alice_socket, carol_socket = await connect(alice), await connect(carol)
+    # Alice and Carol share nothing yet: neither hears of the other.
+    alice_socket.skip = carol_socket.skip = set()
+    await alice_socket.barrier()
+    await carol_socket.barrier()
+    await db(services.membership_add)(actor=alice, conversation_id=group.pk, username="carol")
+
+    await carol_socket.receive_type("conversation.added")
+    assert await carol_socket.receive() == {"type": "presence", "user": alice.pk, "online": True}
+    await alice_socket.receive_type("conversation.updated")
+    assert await alice_socket.receive() == {"type": "presence", "user": carol.pk, "online": True}
+    # Bob is offline: nobody is told he is online.
+    await carol_socket.barrier()
+
+
 async def test_rate_limit(alice, bob, connect, settings):
     settings.CHAT_RATE_LIMIT = "2/60"
     group = await db(make_group)(alice, bob)
