@@ -291,10 +291,6 @@ def test_group_members_panel_and_encrypted_direct_message(browser, live_url, ali
     assert errors == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backend gap: joining a conversation sends no presence for its members (chat/consumers.py)",
-)
 def test_joining_a_channel_shows_who_is_online_there(browser, live_url, alice, bob):
     channel = Conversation.objects.create(kind="channel", name="general", created_by=alice)
     Membership.objects.create(conversation=channel, user=alice, role="owner")
