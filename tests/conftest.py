@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from channels.layers import channel_layers
 from django.core.cache import cache
 from django.db import connection
 
@@ -39,6 +40,18 @@ def _fresh_cache():
     """Start every test with an empty cache, so rate limits and presence do not leak."""
     cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Give every test its own channel layer object.
+
+    Each async test runs on a new event loop, and channels-redis binds its locks and pools to the
+    loop that first used them; a layer shared across tests fails at random on a later loop.
+    """
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
 
 
 @pytest.fixture(autouse=True)
