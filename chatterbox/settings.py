@@ -103,6 +103,11 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DB_POOL", True):
+        # Under ASGI each sync_to_async call may land on another thread; a pool, not persistent
+        # per-thread connections, saves the connection setup on every frame.
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 2, "max_size": env_int("DB_POOL_MAX", 20)}
     if os.environ.get("TEST_DB_NAME"):
         # Lets several test runs share one PostgreSQL server without colliding.
         DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DB_NAME"]}
