@@ -7,6 +7,7 @@ write checks permission, writes in one transaction and schedules its broadcast o
 import base64
 import binascii
 import time
+from math import ceil
 
 from django.conf import settings
 from django.core.cache import cache
@@ -447,25 +448,37 @@ def _keys_check(keys, member_ids: set[int]) -> dict[int, str]:
 
 
 def _rate_limit_check(user_id: int) -> None:
-    """Count one message against the user's limit (a fixed window in the shared cache)."""
+    """Count one message against the user's limit: a sliding window estimated from two fixed ones.
+
+    The previous window's count, weighted by how much of it still overlaps the sliding window,
+    stops a burst from slipping through by straddling a window boundary.
+    """
     rule = (settings.CHAT_RATE_LIMIT or "").strip().lower()
     if rule in {"", "0", "off"}:
         return
     try:
-        count, seconds = (int(part) for part in rule.split("/"))
+        limit, seconds = (int(part) for part in rule.split("/"))
     except ValueError:
         raise ImproperlyConfigured('CHAT_RATE_LIMIT must look like "20/10" (messages/seconds) or "off".') from None
     now = time.time()
-    key = f"chat:rate:{user_id}:{int(now // seconds)}"
-    cache.add(key, 0, timeout=seconds + 1)
+    window, elapsed = divmod(now, seconds)
+    key = f"chat:rate:{user_id}:{int(window)}"
+    previous = cache.get(f"chat:rate:{user_id}:{int(window) - 1}", 0)
+    cache.add(key, 0, timeout=2 * seconds + 1)
     try:
         sent = cache.incr(key)
     except ValueError:  # expired between add and incr
         sent = 1
-        cache.set(key, sent, timeout=seconds + 1)
-    if sent > count:
-        retry_after = max(1, int(seconds - now % seconds))
-        raise RateLimited(f"At most {count} messages every {seconds} s; wait a moment.", retry_after=retry_after)
+        cache.set(key, sent, timeout=2 * seconds + 1)
+    overlap = 1 - elapsed / seconds
+    if previous * overlap + sent > limit:
+        # A refused message does not count, so a client that waits retry_after gets through.
+        cache.decr(key)
+        wait = seconds - elapsed
+        if sent <= limit and previous:
+            # Only the previous window is in the way: wait until its weight leaves room.
+            wait = (overlap - (limit - sent) / previous) * seconds
+        raise RateLimited(f"At most {limit} messages every {seconds} s; wait a moment.", retry_after=max(1, ceil(wait)))
 
 
 @transaction.atomic

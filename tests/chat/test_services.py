@@ -96,6 +96,24 @@ def test_rate_limit_is_per_user(alice, bob, settings):
         send(alice, group, "a again")
 
 
+def test_rate_limit_window_cannot_be_straddled(alice, monkeypatch, settings):
+    settings.CHAT_RATE_LIMIT = "2/60"
+    group = make_group(alice)
+    clock = {"now": 6000 - 0.1}
+    monkeypatch.setattr(services.time, "time", lambda: clock["now"])
+    send(alice, group, "a")
+    send(alice, group, "b")
+    # Just past the boundary a fixed window would start again from zero.
+    clock["now"] = 6000 + 0.1
+    with pytest.raises(RateLimited) as refused:
+        send(alice, group, "c")
+    assert refused.value.extra["retry_after"] == 30
+    # Waiting as told is enough, because the refused message was not counted.
+    clock["now"] = 6000 + 31
+    send(alice, group, "c")
+    assert Message.objects.count() == 3
+
+
 def test_non_member_and_banned_cannot_send(alice, bob):
     group = make_group(alice, bob)
     channel = make_channel(alice)
