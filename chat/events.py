@@ -9,6 +9,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from accounts.api import user_json
+from accounts.models import User, UserKey
 from chat.models import Membership
 
 
@@ -27,13 +28,33 @@ def timestamp(moment) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def member_json(membership) -> dict:
-    """Return a `user` object with the member's role (an extension)."""
-    return {**user_json(membership.user), "role": membership.role}
+def member_json(membership, public_key: str | None) -> dict:
+    """Return a `user` object with the member's role and public key (extensions)."""
+    return {**user_json(membership.user), "role": membership.role, "public_key": public_key}
+
+
+def public_keys(members) -> dict[int, str]:
+    """Return the members' public keys by user id.
+
+    Membership.objects.with_users() brings them along; members built another way (just
+    created) cost one query for all of them, never one each.
+    """
+    found, unknown = {}, []
+    for membership in members:
+        if User.encryption_key.related.is_cached(membership.user):
+            key = getattr(membership.user, "encryption_key", None)
+            if key is not None:
+                found[membership.user_id] = key.public_key
+        else:
+            unknown.append(membership.user_id)
+    if unknown:
+        found.update(UserKey.objects.filter(user_id__in=unknown).values_list("user_id", "public_key"))
+    return found
 
 
 def conversation_json(conversation, members) -> dict:
     """Return the part of a conversation object that is the same for every member."""
+    keys = public_keys(members)
     return {
         "id": conversation.pk,
         "kind": conversation.kind,
@@ -41,7 +62,7 @@ def conversation_json(conversation, members) -> dict:
         "topic": conversation.topic,
         "encrypted": conversation.encrypted,
         "created_at": timestamp(conversation.created_at),
-        "members": [member_json(membership) for membership in members],
+        "members": [member_json(membership, keys.get(membership.user_id)) for membership in members],
     }
 
 

@@ -72,7 +72,8 @@ class Conversation(models.Model):
 
 class MembershipQuerySet(models.QuerySet):
     def with_users(self) -> "MembershipQuerySet":
-        return self.select_related("user").order_by("joined_at", "id")
+        # The key comes along: clients encrypt for these members (conversation JSON carries it).
+        return self.select_related("user", "user__encryption_key").order_by("joined_at", "id")
 
 
 class Membership(models.Model):

@@ -49,6 +49,7 @@ def test_list_conversations_with_members_unread_and_last_message(alice, bob, car
                 "display_name": "Alice Liddell",
                 "avatar_url": mine["members"][0]["avatar_url"],
                 "role": "owner",
+                "public_key": None,
             },
             {
                 "id": bob.pk,
@@ -56,6 +57,7 @@ def test_list_conversations_with_members_unread_and_last_message(alice, bob, car
                 "display_name": "Bob Builder",
                 "avatar_url": mine["members"][1]["avatar_url"],
                 "role": "member",
+                "public_key": None,
             },
         ],
         "role": "owner",
