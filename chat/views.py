@@ -3,6 +3,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
 from accounts.api import user_json
+from accounts.models import UserKey
 
 # Messages per history request: enough to fill a tall window, well under the API's 100.
 HISTORY_PAGE = 50
@@ -20,4 +21,14 @@ def home(request):
             "history_page": HISTORY_PAGE,
         },
     }
-    return render(request, "chat/home.html", {"chat_data": chat_data})
+    return render(request, "chat/home.html", {"chat_data": chat_data, "e2e_data": _e2e_data(request.user)})
+
+
+def _e2e_data(user) -> dict:
+    """Return what the key flow needs at start-up, so that it never has to probe for a 404.
+
+    `public_key` is null until the user has a key backup; a browser whose stored key pair has
+    another public key holds a key that was reset elsewhere and must unlock the new one.
+    """
+    key = UserKey.objects.filter(user=user).values_list("public_key", flat=True).first()
+    return {"public_key": key, "kdf_limits": settings.E2E_KDF_LIMITS}

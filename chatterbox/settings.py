@@ -290,3 +290,12 @@ CHAT_GROUP_MAX_MEMBERS = env_int("CHAT_GROUP_MAX_MEMBERS", 256)
 WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 256 * 1024)
 
 CSRF_FAILURE_VIEW = "chatterbox.views.csrf_failure"
+
+# End-to-end encryption: the Argon2id limits the browser uses to seal a new key backup with
+# the user's passphrase. "moderate" (about a second in a browser) is the default and the only
+# production choice; "interactive" (a quarter of that) exists for browser tests and needs DEBUG.
+E2E_KDF_LIMITS = os.environ.get("E2E_KDF_LIMITS", "").strip().lower() or "moderate"
+if E2E_KDF_LIMITS not in {"moderate", "interactive"}:
+    raise ImproperlyConfigured('E2E_KDF_LIMITS must be "moderate" (the default) or, in tests, "interactive".')
+if E2E_KDF_LIMITS == "interactive" and not DEBUG:
+    raise ImproperlyConfigured('E2E_KDF_LIMITS="interactive" is for tests only; it is refused with DEBUG=0.')

@@ -104,6 +104,8 @@ def server_env(media_root: Path) -> dict:
     db = connection.settings_dict
     env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "SQLITE_PATH"}}
     env.update({"DEBUG": "1", "MEDIA_ROOT": str(media_root), "PYTHONUNBUFFERED": "1"})
+    # Browser tests seal key backups with Argon2id INTERACTIVE, not the default MODERATE, to stay fast.
+    env.setdefault("E2E_KDF_LIMITS", "interactive")
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     if db["ENGINE"] == "django.db.backends.sqlite3":
         env["SQLITE_PATH"] = str(db["NAME"])

@@ -43,12 +43,16 @@ export const api = {
   channels: () => request("GET", "/api/channels/"),
   users: (query) => request("GET", `/api/users/?q=${encodeURIComponent(query)}`),
   startDirect: (username) => request("POST", "/api/conversations/", { kind: "direct", members: [username] }),
-  createGroup: (name, usernames) =>
-    request("POST", "/api/conversations/", { kind: "group", name, members: usernames, encrypted: false }),
+  conversation: (id) => request("GET", `${conversationPath(id)}/`),
+  createGroup: (name, usernames, encrypted = true) =>
+    request("POST", "/api/conversations/", { kind: "group", name, members: usernames, encrypted }),
   createChannel: (name, topic) => request("POST", "/api/conversations/", { kind: "channel", name, topic }),
   join: (id) => request("POST", `${conversationPath(id)}/join/`),
   invite: (id, username) => request("POST", `${conversationPath(id)}/members/`, { username }),
   removeMember: (id, username) => request("DELETE", `${conversationPath(id)}/members/${encodeURIComponent(username)}/`),
+  ownKey: () => request("GET", "/api/keys/"),
+  putKey: (backup) => request("PUT", "/api/keys/", backup),
+  publicKey: (username) => request("GET", `/api/keys/${encodeURIComponent(username)}/`),
   messages: (id, { before, limit } = {}) => {
     const query = new URLSearchParams();
     if (before) query.set("before", before);

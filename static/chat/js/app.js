@@ -4,23 +4,31 @@ import { api } from "./api.js";
 import { ConversationList } from "./conversation-list.js";
 import { NewConversationDialog, confirmAction } from "./dialogs.js";
 import { displayName } from "./dom.js";
+import { KeyDialog, SafetyDialog } from "./key-dialogs.js";
+import { KeyRing } from "./keyring.js";
 import { MessagePane } from "./message-pane.js";
 import { Notifier } from "./notifications.js";
 import { MembersDialog, OnlineList } from "./people.js";
 import { ChatSocket } from "./socket.js";
-import { ChatStore, TYPING_EXPIRES_MS, withSender } from "./store.js";
+import { ChatStore, TYPING_EXPIRES_MS, messageText, withSender } from "./store.js";
 
 const NOTICE_MS = 8000;
 const PHONE_QUERY = window.matchMedia("(max-width: 700px)");
 const $ = (id) => document.getElementById(id);
 
 const pageData = JSON.parse($("chat-data").textContent);
+const e2eData = JSON.parse($("e2e-data").textContent);
 const limits = pageData.limits ?? {};
 const store = new ChatStore(pageData.user);
 const socket = new ChatSocket({ path: pageData.ws_path });
+const keys = new KeyRing({ me: pageData.user, serverPublicKey: e2eData.public_key, kdfLimits: e2eData.kdf_limits });
 const appRoot = $("chat-app");
 let everConnected = false;
 let noticeTimer = null;
+// The key dialog opens by itself once a page, when an encrypted conversation needs it.
+let keyPrompted = false;
+// Encrypted edits under way, by the client_id their frame carries so that an error can name them.
+const edits = new Map();
 
 // Actions the views ask for
 
@@ -30,29 +38,58 @@ const actions = {
   typing: (id) => socket.typing(id),
 
   send(conversationId, body, replyTo) {
-    const fields = replyTo ? { body, reply_to: replyTo } : { body };
-    const clientId = socket.sendMessage(conversationId, fields);
-    store.log(conversationId).pending.set(clientId, {
+    const local = {
       id: null,
-      client_id: clientId,
+      client_id: crypto.randomUUID(),
       conversation: conversationId,
       sender: store.me,
       created_at: new Date().toISOString(),
-      ...fields,
-    });
+      reply_to: replyTo ?? null,
+    };
+    if (store.conversations.get(conversationId)?.encrypted) {
+      // Shown at once as "Sending…"; sealing may first wait for the members' keys.
+      store.log(conversationId).pending.set(local.client_id, { ...local, decrypted: { status: "ok", text: body } });
+      sendEncrypted(local.client_id, conversationId);
+    } else {
+      const fields = replyTo ? { body, reply_to: replyTo } : { body };
+      socket.sendMessage(conversationId, fields, local.client_id);
+      store.log(conversationId).pending.set(local.client_id, { ...local, ...fields });
+    }
     pane.render({ toBottom: true });
   },
 
   retry(message) {
-    const frame = { type: "message.send", conversation: message.conversation, client_id: message.client_id, body: message.body };
-    if (message.reply_to) frame.reply_to = message.reply_to;
-    store.log(message.conversation).pending.set(message.client_id, { ...message, failed: null });
-    socket.resend(message.client_id, frame);
+    store.log(message.conversation).pending.set(message.client_id, { ...message, failed: null, retried: false });
+    if (message.decrypted) {
+      sendEncrypted(message.client_id, message.conversation);
+    } else {
+      const frame = { type: "message.send", conversation: message.conversation, client_id: message.client_id, body: message.body };
+      if (message.reply_to) frame.reply_to = message.reply_to;
+      socket.resend(message.client_id, frame);
+    }
     pane.render();
   },
 
-  edit(message, body) {
+  async edit(message, body) {
+    const conversation = store.conversations.get(message.conversation);
+    if (conversation?.encrypted) {
+      const tag = crypto.randomUUID();
+      edits.set(tag, { message, body, retried: false });
+      await editEncrypted(tag);
+      return;
+    }
     if (!socket.editMessage(message.id, { body })) notice("You are offline; the edit was not sent. Try again once reconnected.");
+  },
+
+  keySetup: () => openKeyDialog(),
+  safety: (member) => safetyDialog.open(member),
+
+  async acceptKey(member) {
+    try {
+      await keys.accept(member.id);
+    } catch (error) {
+      notice(`Could not accept the new key: ${error.message}`);
+    }
   },
 
   async remove(message) {
@@ -68,7 +105,7 @@ const actions = {
 
   // These return the conversation's id; the dialog closes, then opens it (so focus lands there).
   startDirect: async (username) => adopt(await api.startDirect(username)),
-  createGroup: async (name, usernames) => adopt(await api.createGroup(name, usernames)),
+  createGroup: async (name, usernames, encrypted) => adopt(await api.createGroup(name, usernames, encrypted)),
   createChannel: async (name, topic) => adopt(await api.createChannel(name, topic)),
   join: async (id) => adopt(await api.join(id)),
 
@@ -102,6 +139,7 @@ const actions = {
 const list = new ConversationList({ store, root: $("conversation-list"), empty: $("conversation-empty"), onOpen: actions.open });
 const pane = new MessagePane({
   store,
+  keys,
   actions,
   limits,
   elements: {
@@ -110,6 +148,7 @@ const pane = new MessagePane({
     title: $("pane-title"),
     subtitle: $("pane-subtitle"),
     membersButton: $("members-button"),
+    safetyButton: $("safety-button"),
     scroller: $("messages-scroll"),
     list: $("messages"),
     historyStatus: $("history-status"),
@@ -129,15 +168,24 @@ const pane = new MessagePane({
 const online = new OnlineList({ store, list: $("online-list"), heading: $("online-heading") });
 const members = new MembersDialog({
   store,
+  keys,
   dialog: $("members-dialog"),
-  actions: { invite: actions.invite, remove: actions.removeMember, leave: actions.leave },
+  actions: { invite: actions.invite, remove: actions.removeMember, leave: actions.leave, safety: actions.safety },
 });
+const keyDialog = new KeyDialog({ dialog: $("key-dialog"), keys, onDone: (text) => notice(text) });
+const safetyDialog = new SafetyDialog({ dialog: $("safety-dialog"), keys });
 const newConversation = new NewConversationDialog({ store, dialog: $("new-conversation-dialog"), actions, limits });
 const notifier = new Notifier({ store, button: $("notifications-button"), onOpen: actions.open });
 
 $("new-conversation").addEventListener("click", () => newConversation.open());
 $("browse-channels").addEventListener("click", () => newConversation.open("channels"));
 $("members-button").addEventListener("click", () => members.open());
+$("safety-button").addEventListener("click", () => {
+  const other = store.otherMember(store.conversations.get(store.activeId));
+  if (other) safetyDialog.open(other);
+});
+$("encryption-button").addEventListener("click", () => openKeyDialog());
+$("e2e-banner-button").addEventListener("click", () => openKeyDialog());
 $("back-button").addEventListener("click", showList);
 $("reconnect-button").addEventListener("click", () => socket.reconnectNow());
 
@@ -148,13 +196,24 @@ async function refreshConversations() {
   store.setConversations(await api.conversations());
   for (const id of known) if (!store.conversations.has(id)) socket.untrack(id);
   for (const conversation of store.conversations.values()) socket.track(conversation.id, conversation.last_message_id);
+  learnMembers(...store.conversations.values());
   if (store.activeId === null && currentHashId() !== null) openConversation(currentHashId());
   renderAll();
+  promptForKey();
+}
+
+/** Refresh one conversation (its members above all), e.g. when the server says they changed. */
+async function refreshConversation(id) {
+  const conversation = store.putConversation(await api.conversation(id));
+  await keys.learn(conversation.members);
+  renderAll();
+  return conversation;
 }
 
 function adopt(conversation) {
   store.putConversation(conversation);
   socket.track(conversation.id, conversation.last_message_id);
+  learnMembers(conversation);
   list.render();
   return conversation.id;
 }
@@ -171,8 +230,9 @@ function openConversation(id) {
   if (!log.historyLoaded) loadHistory(id);
   markReadIfLooking();
   // On a phone, focusing the composer would pop up the keyboard over the history.
-  if (!PHONE_QUERY.matches && !store.conversations.get(id).encrypted) $("composer-input").focus();
+  if (!PHONE_QUERY.matches && !$("composer-input").disabled) $("composer-input").focus();
   else $("pane-title").focus();
+  promptForKey();
 }
 
 function showList() {
@@ -208,7 +268,7 @@ async function loadHistory(id, { older = false } = {}) {
   if (id === store.activeId) pane.render();
   try {
     const answer = await api.messages(id, { before, limit: limits.history_page });
-    for (const message of answer.messages) store.addMessage(message);
+    for (const message of answer.messages) store.addMessage(reveal(message));
     log.hasOlder = answer.has_more;
     log.historyLoaded = true;
   } catch (error) {
@@ -242,13 +302,137 @@ function currentHashId() {
 function renderAll() {
   list.render();
   pane.renderHeader();
+  pane.renderComposerState();
   online.render();
   if (members.dialog.open) members.render();
+  renderKeyBanner();
 }
+
+// End-to-end encryption
+
+/** Decrypt a message from the server (if it is encrypted) for the store. */
+function reveal(incoming) {
+  const message = keys.reveal(withSender(incoming));
+  if (message.decrypted?.status === "unknown") {
+    // A sender who left: their key is not among the members'. Members' keys are on their way.
+    const conversation = store.conversations.get(message.conversation);
+    if (conversation && !conversation.members.some((member) => member.id === message.sender.id)) {
+      keys.learnSender(message.sender);
+    }
+  }
+  return message;
+}
+
+/** Decrypt again what is held, after a key was unlocked, pinned or accepted. */
+function revealAll() {
+  for (const log of store.logs.values()) {
+    for (const [id, message] of log.byId) if (message.decrypted) log.byId.set(id, reveal(message));
+  }
+  for (const conversation of store.conversations.values()) {
+    if (conversation.last_message?.decrypted) conversation.last_message = reveal(conversation.last_message);
+  }
+}
+
+function learnMembers(...conversations) {
+  const encrypted = conversations.filter((conversation) => conversation.encrypted);
+  if (encrypted.length) keys.learn(encrypted.flatMap((conversation) => conversation.members)).catch((error) => notice(error.message));
+}
+
+/** Seal a pending message for the conversation's current members and send it; or say why not. */
+async function sendEncrypted(clientId, conversationId) {
+  const log = store.log(conversationId);
+  const why = await readyToEncrypt(conversationId);
+  const pending = log.pending.get(clientId);
+  if (!pending) return;
+  if (why) {
+    log.pending.set(clientId, { ...pending, failed: why });
+  } else {
+    const conversation = store.conversations.get(conversationId);
+    const fields = keys.seal(conversation, clientId, pending.decrypted.text);
+    if (pending.reply_to) fields.reply_to = pending.reply_to;
+    socket.resend(clientId, { type: "message.send", conversation: conversationId, client_id: clientId, ...fields });
+  }
+  if (conversationId === store.activeId) pane.render();
+}
+
+async function editEncrypted(tag) {
+  const { message, body } = edits.get(tag);
+  const why = await readyToEncrypt(message.conversation);
+  if (why) {
+    edits.delete(tag);
+    notice(`The edit was not sent: ${why}`);
+    return;
+  }
+  // Sealed under the message's own client_id: readers check it against the message.
+  const fields = keys.seal(store.conversations.get(message.conversation), message.client_id, body);
+  if (!socket.editMessage(message.id, { ...fields, client_id: tag })) {
+    edits.delete(tag);
+    notice("You are offline; the edit was not sent. Try again once reconnected.");
+  }
+}
+
+/** Return why nobody can encrypt in this conversation now, or "" once every member's key is known and trusted. */
+async function readyToEncrypt(conversationId) {
+  const conversation = store.conversations.get(conversationId);
+  if (!conversation) return "You are no longer in this conversation.";
+  try {
+    await keys.learn(conversation.members);
+  } catch (error) {
+    return `The members' keys could not be checked: ${error.message}`;
+  }
+  const blocked = keys.blockers(store.conversations.get(conversationId) ?? conversation);
+  if (!blocked) return "";
+  if (blocked.state !== "ready") return "Unlock encryption in this browser first.";
+  if (blocked.changed.length) return `${displayName(blocked.changed[0])}'s key changed; accept the new key first.`;
+  return `${blocked.missing.map(displayName).join(", ")} ${blocked.missing.length === 1 ? "has" : "have"} not set up encryption yet.`;
+}
+
+/** The server refused the keys because the members changed: learn who they are, then seal again, once. */
+function retryForMembers(conversationId, retry, fail) {
+  refreshConversation(conversationId).then(retry, (error) => fail(error.message));
+}
+
+function keyMismatch(error) {
+  return error.code === "invalid" && (error.missing?.length || error.not_members?.length);
+}
+
+function openKeyDialog() {
+  keyDialog.open({ ready: "manage", locked: "unlock", none: "setup" }[keys.state]);
+}
+
+/** Ask for the key once a page when encrypted conversations need it, unless a dialog is open. */
+function promptForKey() {
+  if (keyPrompted || keys.state === "ready" || document.querySelector("dialog[open]")) return;
+  const active = store.conversations.get(store.activeId);
+  const needed = active ? active.encrypted : [...store.conversations.values()].some((conversation) => conversation.encrypted);
+  if (!needed) return;
+  keyPrompted = true;
+  openKeyDialog();
+}
+
+function renderKeyBanner() {
+  const state = keys.state;
+  $("e2e-banner").hidden = state === "ready";
+  $("e2e-banner-text").textContent =
+    state === "locked"
+      ? "Your encrypted messages are locked in this browser."
+      : "Set up end-to-end encryption for direct messages and private groups.";
+  $("e2e-banner-button").textContent = state === "locked" ? "Unlock" : "Set up encryption";
+}
+
+keys.addEventListener("change", () => {
+  revealAll();
+  renderAll();
+  pane.render();
+});
 
 // Socket events
 
-socket.addEventListener("status", ({ detail }) => renderConnection(detail));
+socket.addEventListener("status", ({ detail }) => {
+  renderConnection(detail);
+  // Signed out (elsewhere, or the session ended): the key pair goes, as at logout.
+  if (detail.state === "unauthenticated") keys.forget().catch(() => {});
+});
 
 socket.addEventListener("hello", ({ detail }) => {
   store.online = new Set([store.me.id, ...(detail.online ?? [])]);
@@ -261,7 +445,7 @@ socket.addEventListener("hello", ({ detail }) => {
 });
 
 socket.addEventListener("message", ({ detail }) => {
-  const message = withSender(detail.message);
+  const message = reveal(detail.message);
   const live = detail.live;
   if (!store.conversations.has(message.conversation)) {
     refreshConversations().catch((error) => notice(error.message));
@@ -273,7 +457,7 @@ socket.addEventListener("message", ({ detail }) => {
     pane.render({ appended: true });
     pane.renderTyping();
     markReadIfLooking();
-    if (fromOthers && isNew) announce(`${displayName(message.sender)}: ${message.body ?? "Encrypted message"}`);
+    if (fromOthers && isNew) announce(`${displayName(message.sender)}: ${messageText(message) ?? "Encrypted message"}`);
   }
   if (live && fromOthers && isNew) notifier.incoming(message);
   list.render();
@@ -290,7 +474,8 @@ socket.addEventListener("ack", ({ detail }) => {
 });
 
 socket.addEventListener("updated", ({ detail }) => {
-  const message = withSender(detail.message);
+  const message = reveal(detail.message);
+  for (const [tag, edit] of edits) if (edit.message.id === message.id) edits.delete(tag);
   const log = store.log(message.conversation);
   if (log.byId.has(message.id)) log.byId.set(message.id, message);
   const conversation = store.conversations.get(message.conversation);
@@ -331,19 +516,39 @@ socket.addEventListener("presence", ({ detail }) => {
 socket.addEventListener("conversation-added", ({ detail: { conversation } }) => {
   store.putConversation(conversation);
   socket.track(conversation.id, conversation.last_message_id);
+  learnMembers(conversation);
   renderAll();
 });
 
 socket.addEventListener("conversation-updated", ({ detail: { conversation } }) => {
   // Members joined, left or changed role; the rest of what we know stays.
   if (!store.conversations.has(conversation.id)) return;
-  store.putConversation(conversation);
+  learnMembers(store.putConversation(conversation));
   renderAll();
+});
+
+socket.addEventListener("key-changed", ({ detail }) => {
+  // Someone reset their keys: the conversation warns until the new key is accepted.
+  for (const conversation of store.conversations.values()) {
+    for (const member of conversation.members) if (member.id === detail.user) member.public_key = detail.public_key;
+  }
+  keys.learn([{ id: detail.user, public_key: detail.public_key }]).catch((error) => notice(error.message));
 });
 
 socket.addEventListener("conversation-removed", ({ detail }) => forget(detail.id));
 
 socket.addEventListener("error", ({ detail }) => {
+  const edit = edits.get(detail.client_id);
+  if (edit) {
+    if (keyMismatch(detail) && !edit.retried) {
+      edit.retried = true;
+      retryForMembers(edit.message.conversation, () => editEncrypted(detail.client_id), (why) => notice(`The edit was not sent: ${why}`));
+      return;
+    }
+    edits.delete(detail.client_id);
+    notice(`The edit was not sent: ${detail.detail || detail.code}`);
+    return;
+  }
   if (!detail.client_id) {
     notice(detail.detail || `The server refused that (${detail.code}).`);
     return;
@@ -351,6 +556,16 @@ socket.addEventListener("error", ({ detail }) => {
   for (const [conversationId, log] of store.logs) {
     const pending = log.pending.get(detail.client_id);
     if (!pending) continue;
+    if (pending.decrypted && keyMismatch(detail) && !pending.retried) {
+      log.pending.set(detail.client_id, { ...pending, retried: true });
+      const fail = (why) => {
+        const current = log.pending.get(detail.client_id);
+        if (current) log.pending.set(detail.client_id, { ...current, failed: why });
+        if (conversationId === store.activeId) pane.render();
+      };
+      retryForMembers(conversationId, () => sendEncrypted(detail.client_id, conversationId), fail);
+      continue;
+    }
     log.pending.set(detail.client_id, { ...pending, failed: detail.detail || detail.code });
     if (conversationId === store.activeId) pane.render();
   }
@@ -408,6 +623,9 @@ document.addEventListener("keydown", (event) => {
 
 // Start: the conversation list first, so the socket knows where each conversation stands.
 
-refreshConversations()
+keys
+  .start()
+  .catch((error) => notice(`Encryption is not available in this browser: ${error.message}`))
+  .then(() => refreshConversations())
   .catch((error) => notice(`Could not load your conversations: ${error.message}`))
   .finally(() => socket.start());

@@ -188,7 +188,7 @@ export class NewConversationDialog {
         return;
       }
       this.finish(async () => {
-        const id = await this.actions.createGroup(name, [...this.invitees.keys()]);
+        const id = await this.actions.createGroup(name, [...this.invitees.keys()], form.elements.encrypted.checked);
         form.reset();
         this.invitees.clear();
         this.renderInvitees();

@@ -5,7 +5,11 @@
 // two accounts used in one browser never see each other's keys.
 
 const DATABASE = "chatterbox-keys";
+// Tabs tell each other on this BroadcastChannel when the key pair or a pin changed.
+export const KEY_CHANNEL = "chatterbox-keys";
 const VERSION = 1;
+// Earlier keys of a contact kept after accepting a new one: enough for a few resets.
+const PREVIOUS_KEYS_KEPT = 10;
 
 function promised(request) {
   return new Promise((resolve, reject) => {
@@ -72,14 +76,14 @@ export class Keystore {
     await this.#run("keypairs", "readwrite", (store) => store.delete(this.ownerId));
   }
 
-  /** Return {userId, publicKey, verified, pinnedAt} for a contact, or null if none is pinned. */
+  /** Return {userId, publicKey, verified, previous, pinnedAt} for a contact, or null if none is pinned. */
   async getContactKey(userId) {
     const record = await this.#run("contacts", "readonly", (store) => store.get([this.ownerId, String(userId)]));
     return record ? contactJson(record) : null;
   }
 
-  async #pin(userId, publicKey, verified) {
-    const record = { ownerId: this.ownerId, userId: String(userId), publicKey, verified, pinnedAt: Date.now() };
+  async #pin(userId, publicKey, verified, previous = []) {
+    const record = { ownerId: this.ownerId, userId: String(userId), publicKey, verified, previous, pinnedAt: Date.now() };
     await this.#run("contacts", "readwrite", (store) => store.put(record));
     return contactJson(record);
   }
@@ -94,9 +98,17 @@ export class Keystore {
     return { status: pinned.publicKey === publicKey ? "same" : "changed", pinned };
   }
 
-  /** Accept a contact's new key after the user saw "X's key changed"; it is no longer verified. */
+  /**
+   * Accept a contact's new key after the user saw "X's key changed"; it is no longer verified.
+   * The keys accepted before stay in `previous` as {publicKey, replacedAt}, so that messages
+   * sent before the change still open, and only those: a replaced key may have been stolen.
+   */
   async acceptContactKey(userId, publicKey) {
-    return this.#pin(userId, publicKey, false);
+    const pinned = await this.getContactKey(userId);
+    const previous = pinned ? [{ publicKey: pinned.publicKey, replacedAt: Date.now() }, ...pinned.previous] : [];
+    const seen = new Set([publicKey]);
+    const older = previous.filter((key) => !seen.has(key.publicKey) && seen.add(key.publicKey));
+    return this.#pin(userId, publicKey, false, older.slice(0, PREVIOUS_KEYS_KEPT));
   }
 
   /** Mark the pinned key as verified by comparing safety numbers; it must be the pinned one. */
@@ -105,7 +117,7 @@ export class Keystore {
     if (!pinned || pinned.publicKey !== publicKey) {
       throw new Error("Only the pinned key can be marked as verified; accept the new key first.");
     }
-    return this.#pin(userId, publicKey, true);
+    return this.#pin(userId, publicKey, true, pinned.previous);
   }
 
   /** Forget everything stored for this user: key pair and pins. */
@@ -116,6 +128,6 @@ export class Keystore {
   }
 }
 
-function contactJson({ userId, publicKey, verified, pinnedAt }) {
-  return { userId, publicKey, verified, pinnedAt };
+function contactJson({ userId, publicKey, verified, previous, pinnedAt }) {
+  return { userId, publicKey, verified, previous: previous ?? [], pinnedAt };
 }

@@ -2,16 +2,26 @@
 // message with its actions, the typing line and the composer.
 
 import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, linkifiedText, placeInOrder } from "./dom.js";
+import { verifiedBadge } from "./people.js";
+import { messageText } from "./store.js";
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000; // consecutive messages closer than this share one header
 const LOAD_OLDER_THRESHOLD_PX = 200;
 const STICK_TO_BOTTOM_PX = 60;
 const TYPING_SEND_INTERVAL_MS = 3000;
 const QUOTE_LENGTH = 140;
+// What an encrypted message shows while it cannot be read, by keyring.js's `decrypted.status`.
+const UNREADABLE = {
+  locked: () => "Encrypted message. Unlock encryption to read it.",
+  unknown: () => "Decrypting…",
+  untrusted: (message) => `Sent with ${displayName(message.sender)}'s new key. Accept the new key to read it.`,
+  failed: () => "This message could not be decrypted.",
+};
 
 export class MessagePane {
-  constructor({ store, elements, actions, limits }) {
+  constructor({ store, keys, elements, actions, limits }) {
     this.store = store;
+    this.keys = keys;
     this.dom = elements;
     this.actions = actions;
     this.limits = limits;
@@ -68,16 +78,21 @@ export class MessagePane {
     if (!conversation) return;
     const title = this.store.title(conversation);
     const kindIcon = { channel: "hash", group: "group", direct: "person" }[conversation.kind];
-    this.dom.title.replaceChildren(icon(kindIcon, "icon title-icon"), title);
+    const other = conversation.kind === "direct" ? this.store.otherMember(conversation) : null;
+    const verified = conversation.encrypted && other && this.keys.isVerified(other.id);
+    this.dom.title.replaceChildren(icon(kindIcon, "icon title-icon"), title, ...(verified ? [verifiedBadge()] : []));
     this.dom.subtitle.textContent = this.subtitle(conversation);
     this.dom.membersButton.hidden = conversation.kind === "direct";
+    // A direct conversation has no members panel: its safety number has a button of its own.
+    this.dom.safetyButton.hidden = !(conversation.encrypted && other?.public_key);
     this.dom.input.placeholder = conversation.kind === "channel" ? `Message #${title}` : `Message ${title}`;
   }
 
   subtitle(conversation) {
     if (conversation.kind === "direct") {
       const other = this.store.otherMember(conversation);
-      return other && this.store.online.has(other.id) ? "Online" : "Offline";
+      const presence = other && this.store.online.has(other.id) ? "Online" : "Offline";
+      return conversation.encrypted ? `${presence} · end-to-end encrypted` : presence;
     }
     const members = conversation.member_count ?? conversation.members.length;
     const count = `${members} member${members === 1 ? "" : "s"}`;
@@ -85,11 +100,49 @@ export class MessagePane {
     return conversation.topic ? `${conversation.topic} · ${count}${lock}` : `${count}${lock}`;
   }
 
+  /** In an encrypted conversation, say why nobody can write yet and offer the way out. */
   renderComposerState() {
-    const encrypted = Boolean(this.conversation?.encrypted);
-    this.dom.encryptedNotice.hidden = !encrypted;
-    this.dom.input.disabled = encrypted;
-    this.dom.sendButton.disabled = encrypted;
+    const conversation = this.conversation;
+    if (!conversation) return;
+    const blocked = conversation.encrypted ? this.keys.blockers(conversation) : null;
+    const notice = this.dom.encryptedNotice;
+    const signature = JSON.stringify(blocked);
+    if (notice.dataset.signature !== signature) {
+      // Rebuilt only when it changes, so a screen reader does not hear it again on every render.
+      notice.dataset.signature = signature;
+      notice.replaceChildren(...(blocked ? this.blockedNotice(blocked) : []));
+    }
+    notice.hidden = !blocked;
+    this.dom.input.disabled = Boolean(blocked);
+    this.dom.sendButton.disabled = Boolean(blocked);
+  }
+
+  blockedNotice({ state, missing, changed }) {
+    const button = (label, onclick, attributes = {}) => el("button", { type: "button", class: "small", onclick, ...attributes }, label);
+    if (state === "none") {
+      return [icon("lock"), el("span", {}, "Set up end-to-end encryption to write here."), button("Set up encryption", () => this.actions.keySetup())];
+    }
+    if (state === "locked") {
+      return [icon("lock"), el("span", {}, "Unlock end-to-end encryption to read and write here."), button("Unlock", () => this.actions.keySetup())];
+    }
+    if (changed.length) {
+      const member = changed[0];
+      const name = displayName(member);
+      return [
+        icon("shield"),
+        el(
+          "span",
+          {},
+          el("strong", {}, `${name}'s key changed.`),
+          ` This happens when ${name} resets their encryption keys, or when someone tries to listen in. Compare safety numbers to be sure, then accept the new key to write here again.`,
+        ),
+        button("Accept new key", () => this.actions.acceptKey(member), { "aria-label": `Accept ${name}'s new key` }),
+        button("Safety number", () => this.actions.safety(member), { class: "small secondary", "aria-label": `Safety number with ${name}` }),
+      ];
+    }
+    const names = missing.map(displayName);
+    const who = names.length === 1 ? `${names[0]} has` : `${names.slice(0, -1).join(", ")} and ${names.at(-1)} have`;
+    return [icon("lock"), el("span", {}, `${who} not set up encryption yet. Messages can be sent here once ${names.length === 1 ? "they have" : "everyone has"}.`)];
   }
 
   // The history
@@ -118,7 +171,7 @@ export class MessagePane {
       const key = message.id ? `m:${message.id}` : `p:${message.client_id}`;
       const seen = message.id ? seenBy.get(message.id) : null;
       const state = { continued, seen, editing: message.id && message.id === this.editingId };
-      const signature = JSON.stringify([message, state, this.quoteSignature(message)]);
+      const signature = JSON.stringify([message, state, this.quoteSignature(message), this.keys.changed.has(message.sender.id)]);
       wanted.push(this.node(key, signature, () => this.messageNode(message, state)));
       keep.add(key);
       previous = message;
@@ -247,10 +300,12 @@ export class MessagePane {
   content(message) {
     if (message.deleted) return el("p", { class: "message-text deleted-text" }, "This message was deleted.");
     const parts = [];
-    if (typeof message.body === "string") {
-      parts.push(el("p", { class: "message-text" }, linkifiedText(message.body)));
+    const text = messageText(message);
+    if (text !== null) {
+      parts.push(el("p", { class: "message-text" }, linkifiedText(text)));
     } else {
-      parts.push(el("p", { class: "message-text encrypted-text" }, icon("lock"), " Encrypted message"));
+      const unreadable = UNREADABLE[message.decrypted?.status] ?? UNREADABLE.failed;
+      parts.push(el("p", { class: "message-text encrypted-text" }, icon("lock"), " ", unreadable(message)));
     }
     if (message.edited_at) parts.push(el("span", { class: "edited", title: new Date(message.edited_at).toLocaleString() }, "(edited)"));
     if (message.attachment && typeof message.attachment === "object") parts.push(attachmentNode(message.attachment));
@@ -287,17 +342,16 @@ export class MessagePane {
   quoteSignature(message) {
     if (!message.reply_to) return null;
     const original = this.store.log(message.conversation).byId.get(message.reply_to);
-    return original ? [original.body, original.deleted] : null;
+    return original ? [messageText(original), original.deleted] : null;
   }
 
   messageActions(message, mine) {
     if (!message.id || message.deleted) return null;
     const who = displayName(message.sender);
     const buttons = [];
-    if (!this.conversation?.encrypted) {
-      buttons.push(actionButton("reply", `Reply to ${who}`, () => this.setReply(message)));
-    }
-    if (mine && typeof message.body === "string") {
+    const readable = messageText(message) !== null;
+    if (readable) buttons.push(actionButton("reply", `Reply to ${who}`, () => this.setReply(message)));
+    if (mine && readable) {
       buttons.push(actionButton("edit", "Edit your message", () => this.startEditing(message.id)));
     }
     if (mine) buttons.push(actionButton("trash", "Delete your message", () => this.actions.remove(message)));
@@ -323,11 +377,11 @@ export class MessagePane {
 
   editor(message) {
     const field = el("textarea", { "aria-label": "Edit message", rows: 2, maxlength: this.limits.message_max_length });
-    field.value = message.body;
+    field.value = messageText(message);
     const save = () => {
       const body = field.value.trim();
       if (!body) return;
-      if (body !== message.body) this.actions.edit(message, body);
+      if (body !== messageText(message)) this.actions.edit(message, body);
       this.stopEditing();
     };
     field.addEventListener("keydown", (event) => {
@@ -389,7 +443,8 @@ export class MessagePane {
   submit() {
     const conversation = this.conversation;
     const body = this.dom.input.value.trim();
-    if (!conversation || conversation.encrypted || !body) return;
+    if (!conversation || !body) return;
+    if (conversation.encrypted && this.keys.blockers(conversation)) return;
     const limit = this.limits.message_max_length;
     if (limit && body.length > limit) {
       this.showComposerError(`That message is too long: ${body.length} characters, at most ${limit}.`);
@@ -457,8 +512,9 @@ function actionButton(iconName, label, onclick) {
 
 function snippet(message) {
   if (message.deleted) return "Deleted message";
-  if (typeof message.body !== "string") return "Encrypted message";
-  return message.body.length > QUOTE_LENGTH ? `${message.body.slice(0, QUOTE_LENGTH)}…` : message.body;
+  const text = messageText(message);
+  if (text === null) return "Encrypted message";
+  return text.length > QUOTE_LENGTH ? `${text.slice(0, QUOTE_LENGTH)}…` : text;
 }
 
 function attachmentNode(attachment) {

@@ -2,6 +2,7 @@
 // and desktop notifications once they have allowed them from the button (never on load).
 
 import { displayName } from "./dom.js";
+import { messageText } from "./store.js";
 
 const BODY_LENGTH = 120;
 
@@ -59,7 +60,9 @@ export class Notifier {
   }
 }
 
+// An encrypted message was decrypted in this page; the notification is shown by this browser only.
 function notificationBody(message) {
-  if (typeof message.body !== "string") return "Encrypted message";
-  return message.body.length > BODY_LENGTH ? `${message.body.slice(0, BODY_LENGTH)}…` : message.body;
+  const text = messageText(message);
+  if (text === null) return "Encrypted message";
+  return text.length > BODY_LENGTH ? `${text.slice(0, BODY_LENGTH)}…` : text;
 }

@@ -1,6 +1,6 @@
 // Who is here: the online list beside the messages and the members dialog of groups and channels.
 
-import { avatar, displayName, el } from "./dom.js";
+import { avatar, displayName, el, icon } from "./dom.js";
 
 const MANAGERS = new Set(["owner", "admin"]);
 
@@ -35,9 +35,15 @@ export class OnlineList {
   }
 }
 
+/** The "Verified" badge beside a contact whose safety number the user compared. */
+export function verifiedBadge() {
+  return el("span", { class: "verified-badge", title: "Safety number verified" }, icon("shield"), "Verified");
+}
+
 export class MembersDialog {
-  constructor({ store, dialog, actions }) {
+  constructor({ store, keys, dialog, actions }) {
     this.store = store;
+    this.keys = keys;
     this.dialog = dialog;
     this.actions = actions;
     this.list = dialog.querySelector("[data-members-list]");
@@ -100,6 +106,7 @@ export class MembersDialog {
         el("span", { class: "muted" }, ` @${member.username}${me ? " (you)" : ""}`),
       ),
       member.role && member.role !== "member" ? el("span", { class: "role" }, member.role) : null,
+      conversation.encrypted && !me ? this.keyState(member) : null,
       el("span", { class: `presence-dot${this.store.online.has(member.id) ? " online" : ""}`, title: this.store.online.has(member.id) ? "Online" : "Offline" }),
       removable
         ? el(
@@ -114,6 +121,19 @@ export class MembersDialog {
           )
         : null,
     );
+  }
+
+  /** In an encrypted conversation: whether the member has a key, and its trust. */
+  keyState(member) {
+    if (!member.public_key) return el("span", { class: "key-state" }, "No encryption key yet");
+    const name = displayName(member);
+    const safety = el(
+      "button",
+      { type: "button", class: "secondary small", "aria-label": `Safety number with ${name}`, onclick: () => this.actions.safety(member) },
+      "Safety number",
+    );
+    if (this.keys.changed.has(member.id)) return [el("span", { class: "key-state warning" }, "Key changed"), safety];
+    return [this.keys.isVerified(member.id) ? verifiedBadge() : null, safety];
   }
 
   async invite() {

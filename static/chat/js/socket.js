@@ -59,9 +59,9 @@ export class ChatSocket extends EventTarget {
     return this.lastIds.get(conversationId) ?? 0;
   }
 
-  /** Queue a message; it goes out now or after the next reconnect. Return its client_id. */
-  sendMessage(conversationId, fields) {
-    const clientId = crypto.randomUUID();
+  /** Queue a message; it goes out now or after the next reconnect. Return its client_id
+   * (an encrypted message seals its client_id inside, so it brings its own). */
+  sendMessage(conversationId, fields, clientId = crypto.randomUUID()) {
     const frame = { type: "message.send", conversation: conversationId, client_id: clientId, ...fields };
     this.outbox.set(clientId, frame);
     this.transmit(frame);
@@ -299,5 +299,6 @@ const FRAME_HANDLERS = {
   "conversation.added": forward("conversation-added"),
   "conversation.updated": forward("conversation-updated"),
   "conversation.removed": ChatSocket.prototype.conversationRemoved,
+  "key.changed": forward("key-changed"),
   error: ChatSocket.prototype.error,
 };

@@ -6,6 +6,15 @@ export const TYPING_EXPIRES_MS = 5000;
 // Messages of a deleted account keep their place in the history under this name.
 const GONE_USER = Object.freeze({ id: 0, username: "deleted", display_name: "Deleted user", avatar_url: "" });
 
+/**
+ * Return what a message says: the body of a plaintext one, the decrypted text of an encrypted
+ * one (keyring.js sets `decrypted`), or null while it cannot be read.
+ */
+export function messageText(message) {
+  if (typeof message.body === "string") return message.body;
+  return message.decrypted?.status === "ok" ? message.decrypted.text : null;
+}
+
 /** Return the message with a sender object even when the account is gone. */
 export function withSender(message) {
   return message.sender ? message : { ...message, sender: GONE_USER };
