@@ -200,6 +200,7 @@ def test_two_people_chat_live_and_catch_up_after_going_offline(browser, live_url
     phone = open_chat(phone_context, live_url, errors, "bob-phone")
     expect(phone.locator(".sidebar")).to_be_visible()
     expect(phone.locator(".pane")).to_be_hidden()
+    expect(conversation_button(phone, "general")).to_be_visible()
     phone.screenshot(path=str(artifacts_dir / "chat-phone-list.png"))
     conversation_button(phone, "general").click()
     expect(phone.locator(".sidebar")).to_be_hidden()
