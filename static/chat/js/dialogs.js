@@ -109,24 +109,10 @@ export class NewConversationDialog {
       render: (users) => {
         results.replaceChildren(
           ...users.map((user) =>
-            el(
-              "li",
-              {},
-              el(
-                "button",
-                {
-                  type: "button",
-                  class: "person-button",
-                  "aria-label": `Message ${displayName(user)} (@${user.username})${user.online ? ", online" : ""}`,
-                  onclick: () => this.finish(() => this.actions.startDirect(user.username)),
-                },
-                avatar(user, 28),
-                el("span", { class: "person-name" }, displayName(user)),
-                " ",
-                el("span", { class: "muted" }, `@${user.username}`),
-                user.online ? el("span", { class: "presence-dot online", title: "Online" }) : null,
-              ),
-            ),
+            personResult(user, {
+              label: `Message ${displayName(user)} (@${user.username})${user.online ? ", online" : ""}`,
+              onclick: () => this.finish(() => this.actions.startDirect(user.username)),
+            }),
           ),
         );
         if (input.value.trim() && !users.length) results.replaceChildren(el("li", { class: "muted" }, "Nobody found."));
@@ -147,29 +133,16 @@ export class NewConversationDialog {
       render: (users) => {
         results.replaceChildren(
           ...users.map((user) =>
-            el(
-              "li",
-              {},
-              el(
-                "button",
-                {
-                  type: "button",
-                  class: "person-button",
-                  "aria-label": `Add ${displayName(user)} (@${user.username}) to the group`,
-                  onclick: () => {
-                    this.invitees.set(user.username, user);
-                    this.renderInvitees();
-                    results.replaceChildren();
-                    search.value = "";
-                    search.focus();
-                  },
-                },
-                avatar(user, 28),
-                el("span", { class: "person-name" }, displayName(user)),
-                " ",
-                el("span", { class: "muted" }, `@${user.username}`),
-              ),
-            ),
+            personResult(user, {
+              label: `Add ${displayName(user)} (@${user.username}) to the group`,
+              onclick: () => {
+                this.invitees.set(user.username, user);
+                this.renderInvitees();
+                results.replaceChildren();
+                search.value = "";
+                search.focus();
+              },
+            }),
           ),
         );
       },
@@ -298,4 +271,21 @@ export function confirmAction(dialog, { title, text, confirm }) {
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
   });
+}
+
+/** Return a search result: a button with the person's picture, name, username and presence. */
+function personResult(user, { label, onclick }) {
+  return el(
+    "li",
+    {},
+    el(
+      "button",
+      { type: "button", class: "person-button", "aria-label": label, onclick },
+      avatar(user, 28),
+      el("span", { class: "person-name" }, displayName(user)),
+      " ",
+      el("span", { class: "muted" }, `@${user.username}`),
+      user.online ? el("span", { class: "presence-dot online", title: "Online" }) : null,
+    ),
+  );
 }
