@@ -243,9 +243,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     # Events from the channel layer
 
     async def chat_message(self, event):
-        message = self._message_for_me(event)
-        if message is None:
+        frame = self._message_frame(event, "message.new")
+        if frame is None:
             return
+        message = event["message"]
         conversation_id = message["conversation"]
         last = self.delivered.get(conversation_id)
         if last is not None:
@@ -253,7 +254,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 return
             if event["prev_id"] > last:
                 await self._resend_missed(conversation_id, after=last, before=message["id"])
-        await self.send_json({"type": "message.new", "message": message})
+        await self.send(text_data=frame)
         self.delivered[conversation_id] = message["id"]
 
     async def _resend_missed(self, conversation_id: int, *, after: int, before: int) -> None:
@@ -280,22 +281,28 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 conversation_id,
             )
 
-    def _message_for_me(self, event) -> dict | None:
-        """Return the message as this user gets it, or None if the user is not among its recipients."""
-        message = event["message"]
-        if message["conversation"] not in self.conversations:
+    def _message_frame(self, event, frame_type: str) -> str | None:
+        """Return the frame as this user gets it, or None if the user is not among its recipients.
+
+        The message arrives encoded once for everyone; an encrypted one only gains this user's key.
+        """
+        if event["message"]["conversation"] not in self.conversations:
             return None
         if event["audience"] is not None and self.user.pk not in event["audience"]:
             return None
-        if event["keys"] is None:
-            return message
-        key = event["keys"].get(str(self.user.pk))
-        return {**message, "key": key} if key else None
+        text = event["text"]
+        if event["keys"] is not None:
+            key = event["keys"].get(str(self.user.pk))
+            if not key:
+                return None
+            # The shared text is a JSON object without a "key": add it before the closing brace.
+            text = f'{text[:-1]}, "key": {json.dumps(key)}}}'
+        return f'{{"type": "{frame_type}", "message": {text}}}'
 
     async def chat_message_updated(self, event):
-        message = self._message_for_me(event)
-        if message is not None:
-            await self.send_json({"type": "message.updated", "message": message})
+        frame = self._message_frame(event, "message.updated")
+        if frame is not None:
+            await self.send(text_data=frame)
 
     async def chat_message_deleted(self, event):
         if event["conversation"] in self.conversations:

@@ -6,6 +6,7 @@ write checks permission, writes in one transaction and schedules its broadcast o
 
 import base64
 import binascii
+import json
 import time
 from math import ceil
 
@@ -358,10 +359,13 @@ def _message_store(*, sender, conversation_id, client_id, content, reply_to) -> 
 
 
 def _message_event(message, conversation, member_ids, keys, *, event_type: str) -> dict:
-    """Build the message once; each socket adds only its own key and checks it is a recipient."""
+    """Build and encode the message once; each socket adds only its own key and checks it is a recipient."""
+    shared = events.message_json(message, encrypted=conversation.encrypted)
     return {
         "type": event_type,
-        "message": events.message_json(message, encrypted=conversation.encrypted),
+        "message": shared,
+        # JSON text made here once, so that no socket encodes the message again.
+        "text": json.dumps(shared),
         "keys": {str(uid): key for uid, key in keys.items()} if keys else None,
         # A private conversation names its audience, so a removed member's socket that has
         # not yet heard of the removal still drops the message.

@@ -248,9 +248,11 @@ async def test_live_event_for_a_synced_message_is_not_repeated(alice, bob, conne
     synced = await socket.receive_type("sync.result")
     assert [m["id"] for m in synced["messages"]] == [first.pk]
     # The layer delivers the same message late (e.g. an event queued behind the sync).
+    message = {"id": first.pk, "conversation": group.pk}
     late = {
         "type": "chat.message",
-        "message": {"id": first.pk, "conversation": group.pk},
+        "message": message,
+        "text": json.dumps(message),
         "keys": None,
         "audience": None,
         "prev_id": 0,
