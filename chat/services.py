@@ -149,7 +149,7 @@ def _members_create(conversation: Conversation, people: list[tuple[User, str]]) 
 @transaction.atomic
 def channel_join(*, user: User, conversation_id: int) -> tuple[Conversation, bool]:
     """Join a public channel; return it and whether the user was not a member before."""
-    conversation = _conversation_lock(conversation_id)
+    conversation = _conversation_get(conversation_id, lock=True)
     if conversation.kind != Kind.CHANNEL:
         raise Forbidden("Only public channels can be joined; ask a member to invite you.")
     return conversation, _member_add(conversation, user)
@@ -158,7 +158,7 @@ def channel_join(*, user: User, conversation_id: int) -> tuple[Conversation, boo
 @transaction.atomic
 def membership_add(*, actor: User, conversation_id: int, username: str) -> tuple[Conversation, bool]:
     """Invite a user (group or channel owner and admins); return whether they were new."""
-    conversation = _conversation_lock(conversation_id)
+    conversation = _conversation_get(conversation_id, lock=True)
     if conversation.kind == Kind.DIRECT:
         raise Forbidden("A direct conversation has exactly two members.")
     if not _membership_require(conversation, actor).is_moderator:
@@ -185,7 +185,7 @@ def _member_add(conversation: Conversation, user: User) -> bool:
 @transaction.atomic
 def membership_remove(*, actor: User, conversation_id: int, username: str) -> None:
     """Leave a conversation, or remove someone from it (owner and admins; only the owner removes admins)."""
-    conversation = _conversation_lock(conversation_id)
+    conversation = _conversation_get(conversation_id, lock=True)
     if conversation.kind == Kind.DIRECT:
         raise Forbidden("You cannot leave a direct conversation.")
     mine = _membership_require(conversation, actor)
@@ -219,7 +219,7 @@ def membership_set_role(*, actor: User, conversation_id: int, username: str, rol
     """Make a member an admin or a plain member again (the owner only)."""
     if role not in {Role.ADMIN, Role.MEMBER}:
         raise Invalid('role must be "admin" or "member".', field="role")
-    conversation = _conversation_lock(conversation_id)
+    conversation = _conversation_get(conversation_id, lock=True)
     if _membership_require(conversation, actor).role != Role.OWNER:
         raise Forbidden("Only the owner can change roles.")
     target = _member_named(conversation, username)
@@ -249,16 +249,10 @@ def conversation_delete(*, conversation: Conversation) -> None:
     conversation.delete()
 
 
-def _conversation_get(conversation_id: int) -> Conversation:
-    conversation = Conversation.objects.filter(pk=conversation_id).first()
-    if conversation is None:
-        raise NotFound("No such conversation.")
-    return conversation
-
-
-def _conversation_lock(conversation_id: int) -> Conversation:
-    """Return the conversation, locked: membership changes and sends to it go one at a time."""
-    conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+def _conversation_get(conversation_id: int, *, lock: bool = False) -> Conversation:
+    """Return the conversation; locked, membership changes and sends to it go one at a time."""
+    conversations = Conversation.objects.select_for_update() if lock else Conversation.objects
+    conversation = conversations.filter(pk=conversation_id).first()
     if conversation is None:
         raise NotFound("No such conversation.")
     return conversation
@@ -336,7 +330,7 @@ def message_send(
 
 def _message_store(*, sender, conversation_id, client_id, content, reply_to) -> tuple[Message, bool]:
     # The lock makes ids and broadcasts follow one order per conversation.
-    conversation = _conversation_lock(conversation_id)
+    conversation = _conversation_get(conversation_id, lock=True)
     member_ids = _sender_check(conversation, sender)
     existing = Message.objects.filter(sender=sender, client_id=client_id).select_related("sender").first()
     if existing:
