@@ -6,7 +6,8 @@ from accounts.avatars import avatar_process
 from accounts.models import User
 from accounts.signals import user_banned
 
-PROFILE_LIMITS = {"display_name": 64, "bio": 500, "status": 100}
+# The profile fields a user may change, with the lengths the model allows.
+PROFILE_LIMITS = {field: User._meta.get_field(field).max_length for field in ("display_name", "bio", "status")}
 
 
 class ProfileInvalid(ValueError):
