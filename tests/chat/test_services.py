@@ -1,6 +1,7 @@
 """The chat services' rules, called directly (every door goes through them)."""
 
 import base64
+import time
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -100,7 +101,7 @@ def test_rate_limit_window_cannot_be_straddled(alice, monkeypatch, settings):
     settings.CHAT_RATE_LIMIT = "2/60"
     group = make_group(alice)
     clock = {"now": 6000 - 0.1}
-    monkeypatch.setattr(services.time, "time", lambda: clock["now"])
+    monkeypatch.setattr(time, "time", lambda: clock["now"])
     send(alice, group, "a")
     send(alice, group, "b")
     # Just past the boundary a fixed window would start again from zero.

@@ -1,0 +1,45 @@
+"""Writes to chat, and the reads that the HTTP API and the socket share.
+
+Every door (API, consumer, admin) calls these, so one set of rules governs them all. Each
+write checks permission, writes in one transaction and schedules its broadcast on commit.
+One module per entity; callers keep `from chat import services`.
+"""
+
+from chat.services.conversations import NAME_MAX, TOPIC_MAX, channel_join, conversation_create, conversation_delete
+from chat.services.memberships import membership_add, membership_mute, membership_remove, membership_set_role
+from chat.services.messages import CLIENT_ID_MAX, message_delete, message_edit, message_send, read_mark
+from chat.services.reads import (
+    HISTORY_PAGE_MAX,
+    ID_MAX,
+    conversation_for,
+    history_page,
+    is_active,
+    is_member,
+    member_check,
+    socket_session,
+)
+
+__all__ = [
+    "CLIENT_ID_MAX",
+    "HISTORY_PAGE_MAX",
+    "ID_MAX",
+    "NAME_MAX",
+    "TOPIC_MAX",
+    "channel_join",
+    "conversation_create",
+    "conversation_delete",
+    "conversation_for",
+    "history_page",
+    "is_active",
+    "is_member",
+    "member_check",
+    "membership_add",
+    "membership_mute",
+    "membership_remove",
+    "membership_set_role",
+    "message_delete",
+    "message_edit",
+    "message_send",
+    "read_mark",
+    "socket_session",
+]

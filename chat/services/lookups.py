@@ -1,0 +1,64 @@
+"""Lookups and announcements that several chat services share."""
+
+from accounts.models import User
+from chat import events
+from chat.models import Conversation, Membership, Message
+from chatterbox.errors import NotFound, NotMember
+
+
+def _active_users(usernames: list[str]) -> list[User]:
+    """Return the active users with these usernames, or raise NotFound naming the missing ones."""
+    wanted = list(dict.fromkeys(usernames))
+    found = {user.username: user for user in User.objects.filter(username__in=wanted, is_active=True)}
+    missing = [username for username in wanted if username not in found]
+    if missing:
+        raise NotFound(f"No such user: {', '.join(missing)}.", usernames=missing)
+    return [found[username] for username in wanted]
+
+
+def _conversation_get(conversation_id: int, *, lock: bool = False) -> Conversation:
+    """Return the conversation; locked, membership changes and sends to it go one at a time."""
+    conversations = Conversation.objects.select_for_update() if lock else Conversation.objects
+    conversation = conversations.filter(pk=conversation_id).first()
+    if conversation is None:
+        raise NotFound("No such conversation.")
+    return conversation
+
+
+def _membership_require(conversation: Conversation, user: User) -> Membership:
+    membership = Membership.objects.filter(conversation=conversation, user=user).first()
+    if membership is None:
+        raise NotMember()
+    return membership
+
+
+def _member_named(conversation: Conversation, username: str) -> Membership:
+    membership = Membership.objects.filter(conversation=conversation, user__username=username).first()
+    if membership is None:
+        raise NotFound(f"{username} is not a member of this conversation.")
+    return membership
+
+
+def _latest_message_id(conversation_id: int) -> int:
+    latest = Message.objects.filter(conversation_id=conversation_id).order_by("-id").values_list("id", flat=True)
+    return latest.first() or 0
+
+
+def _announce_added(conversation, members, newcomers, *, last_message_id: int | None) -> None:
+    """Tell each newcomer's sockets about the conversation (they join its group on receipt)."""
+    shared = {
+        **events.conversation_json(conversation, members),
+        "unread": 0,
+        "last_message_id": last_message_id,
+        "muted": False,
+    }
+    for membership in newcomers:
+        events.broadcast_on_commit(
+            events.user_group(membership.user_id), {"type": "chat.conversation.added", "conversation": shared}
+        )
+
+
+def _announce_members(conversation, members) -> None:
+    """Tell the members who belongs now: encrypting clients must wrap keys for exactly them."""
+    event = {"type": "chat.conversation.updated", "conversation": events.conversation_json(conversation, members)}
+    events.broadcast_on_commit(events.conversation_group(conversation.pk), event)

@@ -1,0 +1,281 @@
+"""Sending, editing and deleting messages, and read markers."""
+
+import base64
+import binascii
+import json
+import time
+from math import ceil
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from chat import events
+from chat.models import Conversation, Membership, Message, MessageKey
+from chat.services.lookups import _conversation_get, _latest_message_id, _membership_require
+from chatterbox.errors import Forbidden, Invalid, NotFound, NotMember, RateLimited, TooLarge
+
+Kind = Conversation.Kind
+
+CLIENT_ID_MAX = 64
+NONCE_BYTES = 24
+MAC_BYTES = 16
+WRAPPED_KEY_MAX_BYTES = 256
+
+
+def message_send(
+    *,
+    sender: User,
+    conversation_id: int,
+    client_id: str,
+    body: str | None = None,
+    ciphertext: str | None = None,
+    nonce: str | None = None,
+    keys: dict[str, str] | None = None,
+    reply_to: int | None = None,
+) -> tuple[Message, bool]:
+    """Store a message and broadcast it on commit; return it and False if client_id was seen before."""
+    if not client_id or len(client_id) > CLIENT_ID_MAX:
+        raise Invalid(f"client_id must be 1 to {CLIENT_ID_MAX} characters.", field="client_id")
+    content = {"body": body, "ciphertext": ciphertext, "nonce": nonce, "keys": keys}
+    try:
+        with transaction.atomic():
+            return _message_store(
+                sender=sender, conversation_id=conversation_id, client_id=client_id, content=content, reply_to=reply_to
+            )
+    except IntegrityError:
+        # The same client_id raced in through another conversation's lock: the first one won.
+        existing = Message.objects.filter(sender=sender, client_id=client_id).select_related("sender").first()
+        if existing is None:
+            raise
+        return existing, False
+
+
+def _message_store(*, sender, conversation_id, client_id, content, reply_to) -> tuple[Message, bool]:
+    # The lock makes ids and broadcasts follow one order per conversation.
+    conversation = _conversation_get(conversation_id, lock=True)
+    member_ids = _sender_check(conversation, sender)
+    existing = Message.objects.filter(sender=sender, client_id=client_id).select_related("sender").first()
+    if existing:
+        return existing, False
+    fields, keys = _content_check(conversation, member_ids, **content)
+    if reply_to is not None and not Message.objects.filter(pk=reply_to, conversation=conversation).exists():
+        raise Invalid("reply_to must be a message of this conversation.", field="reply_to")
+    _rate_limit_check(sender.pk)
+    previous_id = _latest_message_id(conversation.pk)
+    message = Message.objects.create(
+        conversation=conversation, sender=sender, client_id=client_id, reply_to_id=reply_to, **fields
+    )
+    if keys:
+        MessageKey.objects.bulk_create([MessageKey(message=message, user_id=uid, key=key) for uid, key in keys.items()])
+    event = _message_event(message, conversation, member_ids, keys, event_type="chat.message")
+    # The previous id lets each socket notice a message the channel layer dropped.
+    event["prev_id"] = previous_id
+    events.broadcast_on_commit(events.conversation_group(conversation.pk), event)
+    return message, True
+
+
+def _message_event(message, conversation, member_ids, keys, *, event_type: str) -> dict:
+    """Build and encode the message once; each socket adds only its own key and checks it is a recipient."""
+    shared = events.message_json(message, encrypted=conversation.encrypted)
+    return {
+        "type": event_type,
+        "message": shared,
+        # JSON text made here once, so that no socket encodes the message again.
+        "text": json.dumps(shared),
+        "keys": {str(uid): key for uid, key in keys.items()} if keys else None,
+        # A private conversation names its audience, so a removed member's socket that has
+        # not yet heard of the removal still drops the message.
+        "audience": sorted(member_ids) if member_ids is not None else None,
+    }
+
+
+def _sender_check(conversation: Conversation, user: User) -> set[int] | None:
+    """Check the user may post here now; return the member ids of a private conversation."""
+    rows = Membership.objects.filter(conversation=conversation)
+    if conversation.kind == Kind.CHANNEL:
+        rows = rows.filter(user=user)
+    active = dict(rows.values_list("user_id", "user__is_active"))
+    if user.pk not in active:
+        raise NotMember()
+    if not active[user.pk]:
+        raise Forbidden("This account is disabled.")
+    return None if conversation.kind == Kind.CHANNEL else set(active)
+
+
+def _content_check(conversation, member_ids, *, body, ciphertext, nonce, keys) -> tuple[dict, dict[int, str]]:
+    """Return the fields to store and the wrapped keys by user id; refuse the wrong kind of content."""
+    if not conversation.encrypted:
+        if ciphertext is not None or nonce is not None or keys is not None:
+            raise Invalid("This conversation is not encrypted: send body, not ciphertext.")
+        return {"body": _body_check(body)}, {}
+    if body is not None:
+        raise Invalid("This conversation is end-to-end encrypted: send ciphertext, nonce and keys, never body.")
+    if ciphertext is None or nonce is None or keys is None:
+        raise Invalid("An encrypted message needs ciphertext, nonce and keys.")
+    size = _base64_size(ciphertext, "ciphertext", settings.CHAT_CIPHERTEXT_MAX_BYTES)
+    if size < MAC_BYTES:
+        raise Invalid("The ciphertext is too short to be a secretbox.", field="ciphertext")
+    if _base64_size(nonce, "nonce", NONCE_BYTES) != NONCE_BYTES:
+        raise Invalid(f"The nonce must be {NONCE_BYTES} bytes.", field="nonce")
+    return {"ciphertext": ciphertext, "nonce": nonce}, _keys_check(keys, member_ids)
+
+
+def _body_check(body) -> str:
+    if not isinstance(body, str):
+        raise Invalid("Send the message text as body.", field="body")
+    if len(body) > settings.CHAT_MESSAGE_MAX_CHARS:
+        raise TooLarge(f"A message has at most {settings.CHAT_MESSAGE_MAX_CHARS} characters.", field="body")
+    if not body.strip():
+        raise Invalid("The message is empty.", field="body")
+    return body
+
+
+def _base64_size(value, field: str, limit: int) -> int:
+    """Return the decoded size of standard base64 text; TooLarge past limit bytes."""
+    if not isinstance(value, str):
+        raise Invalid(f"{field} must be base64 text.", field=field)
+    # Refuse by length before decoding: base64 is 4 characters for every 3 bytes.
+    if len(value) > (limit + 2) // 3 * 4:
+        raise TooLarge(f"{field} is larger than {limit} bytes.", field=field)
+    try:
+        size = len(base64.b64decode(value.encode("ascii"), validate=True))
+    except (binascii.Error, UnicodeEncodeError):
+        raise Invalid(f"{field} is not standard base64.", field=field) from None
+    if size > limit:
+        raise TooLarge(f"{field} is larger than {limit} bytes.", field=field)
+    return size
+
+
+def _keys_check(keys, member_ids: set[int]) -> dict[int, str]:
+    if not isinstance(keys, dict):
+        raise Invalid("keys must be an object {user_id: wrapped_key}.", field="keys")
+    wrapped = {}
+    for user_id, key in keys.items():
+        if not (isinstance(user_id, str) and user_id.isdigit()):
+            raise Invalid("keys must be an object {user_id: wrapped_key}.", field="keys")
+        if _base64_size(key, "keys", WRAPPED_KEY_MAX_BYTES) == 0:
+            raise Invalid("A wrapped key is empty.", field="keys")
+        wrapped[int(user_id)] = key
+    missing, extra = sorted(member_ids - set(wrapped)), sorted(set(wrapped) - member_ids)
+    if missing or extra:
+        raise Invalid(
+            "keys must hold one wrapped key for every current member, the sender included.",
+            field="keys",
+            missing=missing,
+            not_members=extra,
+        )
+    return wrapped
+
+
+def _rate_limit_check(user_id: int) -> None:
+    """Count one message against the user's limit: a sliding window estimated from two fixed ones.
+
+    The previous window's count, weighted by how much of it still overlaps the sliding window,
+    stops a burst from slipping through by straddling a window boundary.
+    """
+    rule = (settings.CHAT_RATE_LIMIT or "").strip().lower()
+    if rule in {"", "0", "off"}:
+        return
+    try:
+        limit, seconds = (int(part) for part in rule.split("/"))
+    except ValueError:
+        raise ImproperlyConfigured('CHAT_RATE_LIMIT must look like "20/10" (messages/seconds) or "off".') from None
+    now = time.time()
+    window, elapsed = divmod(now, seconds)
+    key = f"chat:rate:{user_id}:{int(window)}"
+    previous = cache.get(f"chat:rate:{user_id}:{int(window) - 1}", 0)
+    cache.add(key, 0, timeout=2 * seconds + 1)
+    try:
+        sent = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        sent = 1
+        cache.set(key, sent, timeout=2 * seconds + 1)
+    overlap = 1 - elapsed / seconds
+    if previous * overlap + sent > limit:
+        # A refused message does not count, so a client that waits retry_after gets through.
+        cache.decr(key)
+        wait = seconds - elapsed
+        if sent <= limit and previous:
+            # Only the previous window is in the way: wait until its weight leaves room.
+            wait = (overlap - (limit - sent) / previous) * seconds
+        raise RateLimited(f"At most {limit} messages every {seconds} s; wait a moment.", retry_after=max(1, ceil(wait)))
+
+
+@transaction.atomic
+def message_edit(
+    *,
+    editor: User,
+    message_id: int,
+    body: str | None = None,
+    ciphertext: str | None = None,
+    nonce: str | None = None,
+    keys: dict[str, str] | None = None,
+) -> Message:
+    """Replace a message's content (its sender only) and broadcast the new version on commit."""
+    message = _message_lock(message_id)
+    conversation = message.conversation
+    member_ids = _sender_check(conversation, editor)
+    if message.sender_id != editor.pk:
+        raise Forbidden("Only the sender can edit a message.")
+    if message.deleted:
+        raise Invalid("A deleted message cannot be edited.")
+    fields, wrapped = _content_check(conversation, member_ids, body=body, ciphertext=ciphertext, nonce=nonce, keys=keys)
+    _rate_limit_check(editor.pk)
+    for field, value in {**fields, "edited_at": timezone.now()}.items():
+        setattr(message, field, value)
+    message.save(update_fields=[*fields, "edited_at"])
+    if wrapped:
+        message.keys.all().delete()
+        MessageKey.objects.bulk_create(
+            [MessageKey(message=message, user_id=uid, key=key) for uid, key in wrapped.items()]
+        )
+    event = _message_event(message, conversation, member_ids, wrapped, event_type="chat.message.updated")
+    events.broadcast_on_commit(events.conversation_group(conversation.pk), event)
+    return message
+
+
+@transaction.atomic
+def message_delete(*, actor: User, message_id: int) -> Message:
+    """Delete a message's content (sender, conversation owner or admin, or staff), keeping a tombstone."""
+    message = _message_lock(message_id)
+    if not actor.is_staff:
+        membership = _membership_require(message.conversation, actor)
+        if message.sender_id != actor.pk and not membership.is_moderator:
+            raise Forbidden("Only the sender, or the conversation's owner and admins, can delete a message.")
+    if message.deleted:
+        return message
+    message.deleted_at = timezone.now()
+    message.body = message.ciphertext = message.nonce = ""
+    message.save(update_fields=["deleted_at", "body", "ciphertext", "nonce"])
+    # Blank, not delete, the keys: their rows keep the tombstone in each recipient's history.
+    message.keys.update(key="")
+    event = {"type": "chat.message.deleted", "id": message.pk, "conversation": message.conversation_id}
+    events.broadcast_on_commit(events.conversation_group(message.conversation_id), event)
+    return message
+
+
+def _message_lock(message_id: int) -> Message:
+    message = Message.objects.select_for_update().filter(pk=message_id).first()
+    if message is None:
+        raise NotFound("No such message.")
+    return message
+
+
+@transaction.atomic
+def read_mark(*, user: User, conversation_id: int, up_to: int) -> int:
+    """Move the user's read marker forward to up_to (at most the newest message); return it."""
+    membership = Membership.objects.select_for_update().filter(conversation_id=conversation_id, user=user).first()
+    if membership is None:
+        _conversation_get(conversation_id)
+        raise NotMember()
+    up_to = min(up_to, _latest_message_id(conversation_id))
+    if up_to > membership.last_read_message_id:
+        membership.last_read_message_id = up_to
+        membership.save(update_fields=["last_read_message_id"])
+        event = {"type": "chat.read", "conversation": conversation_id, "user": user.pk, "up_to": up_to}
+        events.broadcast_on_commit(events.conversation_group(conversation_id), event)
+    return membership.last_read_message_id

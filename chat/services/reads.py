@@ -1,0 +1,81 @@
+"""Reads shared by the HTTP API and the socket."""
+
+from django.db.models import Exists, OuterRef, Subquery
+
+from accounts.models import User
+from chat import events
+from chat.models import Conversation, Membership, Message
+from chat.presence import users_online
+from chatterbox.errors import Invalid, NotFound, NotMember
+
+HISTORY_PAGE_MAX = 100
+ID_MAX = 2**63 - 1
+
+
+def member_check(*, user: User, conversation_id: int) -> None:
+    """Raise NotFound or NotMember unless the user belongs to the conversation (one query)."""
+    mine = Membership.objects.filter(conversation=OuterRef("pk"), user=user)
+    found = Conversation.objects.filter(pk=conversation_id).values_list(Exists(mine), flat=True).first()
+    if found is None:
+        raise NotFound("No such conversation.")
+    if not found:
+        raise NotMember()
+
+
+def history_page(
+    *, user: User, conversation_id: int, after: int | None = None, before: int | None = None, limit: int = 50
+) -> tuple[list[dict], bool]:
+    """Return up to limit messages, oldest first, and whether there are more.
+
+    With `after`, the page starts just after it (catching up); otherwise it ends just before
+    `before`, or at the newest message (scrolling back).
+    """
+    if not 1 <= limit <= HISTORY_PAGE_MAX:
+        raise Invalid(f"limit must be 1 to {HISTORY_PAGE_MAX}.", field="limit")
+    member_check(user=user, conversation_id=conversation_id)
+    messages = Message.objects.visible_to(user).filter(conversation_id=conversation_id)
+    if after is not None:
+        messages = messages.after(after)
+        if before is not None:
+            messages = messages.filter(id__lt=before)
+    else:
+        messages = messages.before(before) if before is not None else messages.order_by("-id")
+    page = list(messages[: limit + 1])
+    has_more = len(page) > limit
+    page = page[:limit] if after is not None else page[:limit][::-1]
+    return [events.message_json_for(message) for message in page], has_more
+
+
+def conversation_for(*, user: User, conversation_id: int) -> dict:
+    """Return one of the user's conversations as the contract's object."""
+    conversation = Conversation.objects.for_user(user).filter(pk=conversation_id).first()
+    if conversation is None:
+        member_check(user=user, conversation_id=conversation_id)
+        raise NotMember()
+    return events.conversation_json_for(conversation)
+
+
+def socket_session(*, user: User) -> tuple[dict[int, int], list[int]]:
+    """Return the user's conversations with their newest message id, and the online users sharing one."""
+    newest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-id").values("id")[:1]
+    conversations = dict(
+        Conversation.objects.filter(memberships__user=user)
+        .annotate(newest=Subquery(newest))
+        .order_by("id")
+        .values_list("id", "newest")
+    )
+    peers = (
+        Membership.objects.filter(conversation_id__in=list(conversations))
+        .exclude(user=user)
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+    return {cid: newest or 0 for cid, newest in conversations.items()}, sorted(users_online(list(peers)))
+
+
+def is_member(*, user: User, conversation_id: int) -> bool:
+    return Membership.objects.filter(conversation_id=conversation_id, user=user).exists()
+
+
+def is_active(*, user_id: int) -> bool:
+    return User.objects.filter(pk=user_id, is_active=True).exists()
