@@ -31,6 +31,7 @@ def token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
 
 
 def token_revoke(*, user: User, token_id: int) -> None:
+    """Delete the token; sockets opened with it close on commit (accounts.sessions.token_deleted)."""
     ApiToken.objects.filter(user=user, pk=token_id).delete()
 
 

@@ -41,6 +41,7 @@ def test_the_token_works_on_the_api(secret):
         "/accounts/password/change/",
         "/accounts/2fa/",
         "/accounts/2fa/totp/activate/",
+        "/accounts/sessions/",
     ],
 )
 def test_a_token_is_anonymous_on_every_page(secret, path):
@@ -69,6 +70,7 @@ def test_a_token_cannot_change_credentials(alice, secret):
     assert_sent_to_login(client.post("/accounts/2fa/totp/activate/", {"code": "123456"}, **bearer(secret)))
     assert not Authenticator.objects.filter(user=alice).exists()
     assert_sent_to_login(client.post("/profile/", {"display_name": "Owned"}, **bearer(secret)))
+    assert_sent_to_login(client.post("/profile/sessions/end/", **bearer(secret)))
 
 
 def test_a_staff_token_does_not_open_the_admin(make_user):
