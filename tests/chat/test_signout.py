@@ -2,6 +2,7 @@
 everywhere", token revocation and a two-factor change close it with 4401 at once."""
 
 import json
+import re
 import time
 
 import pyotp
@@ -213,3 +214,28 @@ async def test_a_ban_still_closes_with_4403(alice, sockets):
     socket = await sockets(cookie=cookie_of(await db(signed_in_client)(alice)))
     await db(user_ban)(user=alice)
     await assert_closed_soon(socket, code=4403)
+
+
+async def test_a_password_reset_by_email_signs_out_everywhere(alice, sockets, mailoutbox):
+    browser = await db(signed_in_client)(alice, through_login_page=True)
+    browser_socket = await sockets(cookie=cookie_of(browser))
+    stranger = Client()
+    response = await db(stranger.post)("/accounts/password/reset/", {"email": alice.email})
+    assert response.status_code == 302
+    link = re.search(r"http://testserver(/accounts/password/reset/key/\S+)", mailoutbox[-1].body).group(1)
+    response = await db(stranger.get)(link)
+    assert response.status_code == 302
+    form = {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
+    response = await db(stranger.post)(response["Location"], form)
+    assert response.status_code == 302, response.content[:300]
+    await assert_closed_soon(browser_socket)
+    assert (await db(browser.get)("/profile/")).status_code == 302
+
+
+def test_the_sessions_page_lists_where_one_is_signed_in(alice):
+    client = signed_in_client(alice, through_login_page=True)
+    signed_in_client(alice, through_login_page=True)
+    page = client.get("/accounts/sessions/")
+    assert page.status_code == 200
+    assert page.content.decode().count("127.0.0.1") == 2
+    assert "Sign out everywhere else" in client.get("/profile/").content.decode()
