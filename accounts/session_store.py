@@ -4,6 +4,7 @@ Every way a session ends (logout, "sign out everywhere", the sessions page, an i
 goes through `delete`, so its open sockets are closed at once, whichever door ended it.
 """
 
+from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.db import transaction
 
@@ -15,6 +16,8 @@ class SessionStore(DatabaseSessionStore):
 
     def cycle_key(self):
         old = self.session_key
+        # Django cycles an anonymous session at login; only a signed-in one can have sockets.
+        signed_in = SESSION_KEY in self
         # The old key is deleted on the way; its sockets move rather than close.
         self._cycling = True
         try:
@@ -22,7 +25,7 @@ class SessionStore(DatabaseSessionStore):
         finally:
             self._cycling = False
         new = self.session_key
-        if old and new and old != new:
+        if signed_in and old and new and old != new:
             transaction.on_commit(lambda: session_moved.send(sender=SessionStore, old_key=old, new_key=new))
 
     def delete(self, session_key=None):

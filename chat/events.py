@@ -4,7 +4,9 @@ Services build each object once and hand it to `broadcast_on_commit`; the consum
 what differs per recipient (the wrapped key of an encrypted message, the member's role).
 """
 
+import asyncio
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -123,7 +125,16 @@ def message_json_for(message) -> dict:
 
 
 def broadcast(group: str, event: dict) -> None:
-    async_to_sync(get_channel_layer().group_send)(group, event)
+    send = async_to_sync(get_channel_layer().group_send)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        send(group, event)
+        return
+    # A synchronous caller on a thread that runs an event loop (a login in a Playwright test,
+    # whose sync API keeps a loop in the main thread) cannot block on it: send from a worker.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        worker.submit(send, group, event).result()
 
 
 def broadcast_on_commit(group: str, event: dict) -> None:

@@ -239,3 +239,15 @@ def test_the_sessions_page_lists_where_one_is_signed_in(alice):
     assert page.status_code == 200
     assert page.content.decode().count("127.0.0.1") == 2
     assert "Sign out everywhere else" in client.get("/profile/").content.decode()
+
+
+async def test_a_password_set_in_the_admin_signs_the_user_out(alice, make_user, sockets):
+    moderator = await db(make_user)("root", is_staff=True, is_superuser=True)
+    admin = await db(signed_in_client)(moderator)
+    admin_socket = await sockets(cookie=cookie_of(admin))
+    alice_socket = await sockets(cookie=cookie_of(await db(signed_in_client)(alice)))
+    form = {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"}
+    response = await db(admin.post)(f"/admin/accounts/user/{alice.pk}/password/", form)
+    assert response.status_code == 302, response.content[:300]
+    await assert_closed_soon(alice_socket)
+    await admin_socket.barrier()
