@@ -13,6 +13,6 @@ user_key_changed = Signal()
 # those of the kept sessions, as after a password change).
 signed_out = Signal()
 
-# Sent after the commit when a session got a new key (Django cycles it at login and when the
+# Sent after the commit when a signed-in session got a new key (Django cycles it when the
 # password changes), with old_key and new_key: its sockets follow it to the new key.
 session_moved = Signal()

@@ -159,7 +159,7 @@ def relay_signed_out(sender, *, session_keys=(), token_ids=(), user_id=None, kee
 
 
 def relay_session_moved(sender, *, old_key: str, new_key: str, **kwargs) -> None:
-    """A session got a new key (password change, login): its sockets follow it."""
+    """A signed-in session got a new key (a password change): its sockets follow it."""
     broadcast(session_group(session_tag(old_key)), {"type": "chat.session.moved", "to": session_tag(new_key)})
 
 
