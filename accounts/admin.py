@@ -1,8 +1,9 @@
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.html import format_html
 
-from accounts import services
+from accounts import services, sessions
 from accounts.models import ApiToken, User
 
 
@@ -24,6 +25,18 @@ class UserAdmin(DjangoUserAdmin):
         # Unticking "Active" on the change page is a ban too: the same service cuts the sockets.
         if change and "is_active" in form.changed_data and not obj.is_active:
             services.user_ban(user=obj)
+
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            # A password set here signs the user out everywhere, open sockets included; an
+            # administrator changing their own keeps this browser.
+            user = self.get_object(request, unquote(id))
+            if user == request.user:
+                sessions.end_other_sessions(sender=User, request=request, user=user)
+            else:
+                sessions.sessions_end(user=user)
+        return response
 
     @admin.display(description="Picture")
     def picture(self, user):

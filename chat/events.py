@@ -4,6 +4,10 @@ Services build each object once and hand it to `broadcast_on_commit`; the consum
 what differs per recipient (the wrapped key of an encrypted message, the member's role).
 """
 
+import asyncio
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
@@ -19,6 +23,19 @@ def user_group(user_id: int) -> str:
 
 def conversation_group(conversation_id: int) -> str:
     return f"conversation.{conversation_id}"
+
+
+def session_tag(session_key: str) -> str:
+    """Name a session without writing its key (a credential) into the channel layer."""
+    return hashlib.sha256(session_key.encode()).hexdigest()[:32]
+
+
+def session_group(tag: str) -> str:
+    return f"session.{tag}"
+
+
+def token_group(token_id: int) -> str:
+    return f"token.{token_id}"
 
 
 def timestamp(moment) -> str | None:
@@ -108,7 +125,16 @@ def message_json_for(message) -> dict:
 
 
 def broadcast(group: str, event: dict) -> None:
-    async_to_sync(get_channel_layer().group_send)(group, event)
+    send = async_to_sync(get_channel_layer().group_send)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        send(group, event)
+        return
+    # A synchronous caller on a thread that runs an event loop (a login in a Playwright test,
+    # whose sync API keeps a loop in the main thread) cannot block on it: send from a worker.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        worker.submit(send, group, event).result()
 
 
 def broadcast_on_commit(group: str, event: dict) -> None:
@@ -119,6 +145,22 @@ def broadcast_on_commit(group: str, event: dict) -> None:
 def relay_user_banned(sender, *, user_id: int, **kwargs) -> None:
     """Close the banned user's sockets in every process (accounts sends this after the commit)."""
     broadcast(user_group(user_id), {"type": "chat.user.banned"})
+
+
+def relay_signed_out(sender, *, session_keys=(), token_ids=(), user_id=None, keep_session_keys=(), **kwargs) -> None:
+    """Close the sockets opened with ended sessions or revoked tokens, in every process (4401)."""
+    for session_key in session_keys:
+        broadcast(session_group(session_tag(session_key)), {"type": "chat.signed.out"})
+    for token_id in token_ids:
+        broadcast(token_group(token_id), {"type": "chat.signed.out"})
+    if user_id is not None:
+        keep = [session_tag(key) for key in keep_session_keys]
+        broadcast(user_group(user_id), {"type": "chat.signed.out", "keep": keep})
+
+
+def relay_session_moved(sender, *, old_key: str, new_key: str, **kwargs) -> None:
+    """A signed-in session got a new key (a password change): its sockets follow it."""
+    broadcast(session_group(session_tag(old_key)), {"type": "chat.session.moved", "to": session_tag(new_key)})
 
 
 def relay_key_changed(sender, *, user_id: int, public_key: str, **kwargs) -> None:

@@ -19,5 +19,6 @@ urlpatterns = [
 ]
 
 
+handler400 = "chatterbox.views.bad_request"
 handler404 = "chatterbox.views.page_not_found"
 handler500 = "chatterbox.views.server_error"

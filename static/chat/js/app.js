@@ -591,7 +591,7 @@ function renderConnection({ state, retryIn }) {
   } else if (state === "connecting") {
     text.textContent = "Reconnecting…";
   } else if (state === "unauthenticated") {
-    text.textContent = "You are signed out.";
+    text.textContent = "You were signed out.";
   } else if (state === "disabled") {
     text.textContent = "This account is disabled.";
   }
