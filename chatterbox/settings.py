@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "allauth.mfa",
     "accounts",
     "chat",
+    "moderation",
 ]
 
 MIDDLEWARE = [

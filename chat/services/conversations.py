@@ -9,6 +9,7 @@ from chat.models import Conversation, Membership
 from chat.services.lookups import _active_users, _announce_added, _conversation_get
 from chat.services.memberships import _member_add
 from chatterbox.errors import Forbidden, Invalid
+from moderation.services import direct_block_check
 
 Kind = Conversation.Kind
 Role = Membership.Role
@@ -49,6 +50,7 @@ def _direct_get_or_create(*, creator: User, members: list[str], encrypted: bool 
     if members[0] == creator.username:
         raise Invalid("You cannot start a direct conversation with yourself.")
     (other,) = _active_users(members)
+    direct_block_check(sender=creator, other_id=other.pk)
     low, high = sorted([creator.pk, other.pk])
     direct_key = f"{low}:{high}"
     existing = Conversation.objects.filter(direct_key=direct_key).first()

@@ -17,6 +17,7 @@ from chat import events
 from chat.models import Conversation, Membership, Message, MessageKey
 from chat.services.lookups import _conversation_get, _latest_message_id, _membership_require
 from chatterbox.errors import Forbidden, Invalid, NotFound, NotMember, RateLimited, TooLarge
+from moderation.services import direct_block_check
 
 Kind = Conversation.Kind
 
@@ -103,7 +104,16 @@ def _sender_check(conversation: Conversation, user: User) -> set[int] | None:
         raise NotMember()
     if not active[user.pk]:
         raise Forbidden("This account is disabled.")
+    _sender_restrictions_check(conversation, user, active)
     return None if conversation.kind == Kind.CHANNEL else set(active)
+
+
+def _sender_restrictions_check(conversation: Conversation, user: User, member_ids) -> None:
+    """Refuse a sender whom moderation holds back: a block in a direct conversation."""
+    if conversation.kind == Kind.DIRECT:
+        for other_id in member_ids:
+            if other_id != user.pk:
+                direct_block_check(sender=user, other_id=other_id)
 
 
 def _content_check(conversation, member_ids, *, body, ciphertext, nonce, keys) -> tuple[dict, dict[int, str]]:

@@ -623,9 +623,16 @@ document.addEventListener("keydown", (event) => {
 
 // Start: the conversation list first, so the socket knows where each conversation stands.
 
+/** Learn whom I blocked, so their messages in shared rooms arrive folded. */
+async function refreshBlocks() {
+  store.blocked = new Set((await api.blocks()).map((block) => block.user.id));
+  if (store.activeId !== null) pane.render();
+}
+
 keys
   .start()
   .catch((error) => notice(`Encryption is not available in this browser: ${error.message}`))
+  .then(() => refreshBlocks().catch((error) => notice(`Could not load your blocked users: ${error.message}`)))
   .then(() => refreshConversations())
   .catch((error) => notice(`Could not load your conversations: ${error.message}`))
   .finally(() => socket.start());

@@ -31,6 +31,7 @@ export class MessagePane {
     this.lastTypingSent = 0;
     this.shownId = null;
     this.drafts = new Map(); // conversation id -> unsent text, kept while switching
+    this.unfolded = new Set(); // ids of blocked users' messages shown anyway, on request
     this.bindComposer();
     this.dom.scroller.addEventListener("scroll", () => this.scrolled());
     this.dom.jumpButton.addEventListener("click", () => this.scrollToBottom());
@@ -171,7 +172,8 @@ export class MessagePane {
       const key = message.id ? `m:${message.id}` : `p:${message.client_id}`;
       const seen = message.id ? seenBy.get(message.id) : null;
       const state = { continued, seen, editing: message.id && message.id === this.editingId };
-      const signature = JSON.stringify([message, state, this.quoteSignature(message), this.keys.changed.has(message.sender.id)]);
+      const folded = this.isFolded(message);
+      const signature = JSON.stringify([message, state, this.quoteSignature(message), this.keys.changed.has(message.sender.id), folded]);
       wanted.push(this.node(key, signature, () => this.messageNode(message, state)));
       keep.add(key);
       previous = message;
@@ -297,8 +299,26 @@ export class MessagePane {
     );
   }
 
+  /** A blocked user's message in a shared room stays folded until the reader asks to see it. */
+  isFolded(message) {
+    return Boolean(message.id && message.sender && this.store.blocked.has(message.sender.id) && !this.unfolded.has(message.id));
+  }
+
   content(message) {
     if (message.deleted) return el("p", { class: "message-text deleted-text" }, "This message was deleted.");
+    if (this.isFolded(message)) {
+      const show = () => {
+        this.unfolded.add(message.id);
+        this.render();
+        document.querySelector(`#message-${message.id} .message-text`)?.focus();
+      };
+      return el(
+        "p",
+        { class: "message-text blocked-text" },
+        "Message from a blocked user. ",
+        el("button", { type: "button", class: "link-button", onclick: show, "aria-label": "Show the message from a blocked user" }, "Show"),
+      );
+    }
     const parts = [];
     const text = messageText(message);
     if (text !== null) {
