@@ -37,3 +37,20 @@ def blocks(request):
 def block(request, username: str):
     services.block_delete(blocker=request.user, username=username)
     return HttpResponse(status=204)
+
+
+@api_view("POST")
+def reports(request):
+    body = json_body(request)
+    message_id = body.get("message")
+    if message_id is not None and (not isinstance(message_id, int) or isinstance(message_id, bool) or message_id < 1):
+        raise Invalid("message must be a message id.", field="message")
+    report, created = services.report_create(
+        reporter=request.user,
+        reason=_text(body, "reason", required=True),
+        message_id=message_id,
+        username=_text(body, "user") or None,
+        note=_text(body, "note"),
+        evidence=body.get("evidence"),
+    )
+    return JsonResponse(services.report_json(report), status=201 if created else 200)

@@ -7,6 +7,7 @@ import { displayName } from "./dom.js";
 import { KeyDialog, SafetyDialog } from "./key-dialogs.js";
 import { KeyRing } from "./keyring.js";
 import { MessagePane } from "./message-pane.js";
+import { ReportDialog } from "./report-dialog.js";
 import { Notifier } from "./notifications.js";
 import { MembersDialog, OnlineList } from "./people.js";
 import { ChatSocket } from "./socket.js";
@@ -103,6 +104,18 @@ const actions = {
     if (!PHONE_QUERY.matches) $("composer-input").focus();
   },
 
+  report: (message) => reportDialog.open(message),
+
+  async sendReport(fields, alsoBlock) {
+    await api.report(fields);
+    if (alsoBlock) {
+      await api.block(alsoBlock.username);
+      store.blocked.add(alsoBlock.id);
+      pane.render();
+    }
+    notice(alsoBlock ? `Thank you. The moderators will look at it, and you blocked ${displayName(alsoBlock)}.` : "Thank you. The moderators will look at it.");
+  },
+
   // These return the conversation's id; the dialog closes, then opens it (so focus lands there).
   startDirect: async (username) => adopt(await api.startDirect(username)),
   createGroup: async (name, usernames, encrypted) => adopt(await api.createGroup(name, usernames, encrypted)),
@@ -174,6 +187,7 @@ const members = new MembersDialog({
 });
 const keyDialog = new KeyDialog({ dialog: $("key-dialog"), keys, onDone: (text) => notice(text) });
 const safetyDialog = new SafetyDialog({ dialog: $("safety-dialog"), keys });
+const reportDialog = new ReportDialog({ dialog: $("report-dialog"), keys, actions: { report: actions.sendReport } });
 const newConversation = new NewConversationDialog({ store, dialog: $("new-conversation-dialog"), actions, limits });
 const notifier = new Notifier({ store, button: $("notifications-button"), onOpen: actions.open });
 
@@ -533,6 +547,11 @@ socket.addEventListener("key-changed", ({ detail }) => {
     for (const member of conversation.members) if (member.id === detail.user) member.public_key = detail.public_key;
   }
   keys.learn([{ id: detail.user, public_key: detail.public_key }]).catch((error) => notice(error.message));
+});
+
+socket.addEventListener("report-handled", ({ detail: { report } }) => {
+  const outcome = report.status === "dismissed" ? "dismissed" : "acted on";
+  notice(`The moderators ${outcome} your report. ${report.resolution}`);
 });
 
 socket.addEventListener("conversation-removed", ({ detail }) => forget(detail.id));

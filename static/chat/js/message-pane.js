@@ -375,6 +375,7 @@ export class MessagePane {
       buttons.push(actionButton("edit", "Edit your message", () => this.startEditing(message.id)));
     }
     if (mine) buttons.push(actionButton("trash", "Delete your message", () => this.actions.remove(message)));
+    if (!mine && message.kind !== "system") buttons.push(actionButton("flag", `Report this message from ${who}`, () => this.actions.report(message)));
     return el("div", { class: "message-actions" }, buttons);
   }
 
