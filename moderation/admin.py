@@ -3,13 +3,18 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from chat.models import Message
 from chatterbox.errors import DomainError
 from moderation import services
-from moderation.models import Block, Report
+from moderation.models import AuditEntry, Block, Report
+
+ACTIVITY_ROWS = 10
 
 VERIFICATION_BADGES = {
     Report.Verification.PLAINTEXT: "plaintext message, the server's own copy",
@@ -144,3 +149,83 @@ class BlockAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """The audit log, read-only: services write it, nobody edits or deletes it here."""
+
+    list_display = ["created_at", "actor", "action", "target_user", "conversation_label", "message_id", "reason"]
+    list_filter = [
+        "action",
+        ("actor", admin.RelatedOnlyFieldListFilter),
+        ("target_user", admin.RelatedOnlyFieldListFilter),
+        "created_at",
+    ]
+    search_fields = ["actor__username", "target_user__username", "conversation_label", "reason", "action"]
+    list_select_related = ["actor", "target_user"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at", "-id"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def ban_confirmation(request, queryset, opts):
+    """The page between choosing "Ban" and banning: who, and a reason for the audit log."""
+    context = {
+        **admin.site.each_context(request),
+        "title": "Ban users",
+        "users": queryset,
+        "opts": opts,
+        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/accounts/user/ban_confirmation.html", context)
+
+
+def user_activity_html(user):
+    """Return what a moderator wants to see of a user: recent messages, conversations, reports and actions."""
+    messages_sent = Message.objects.filter(sender=user).select_related("conversation").order_by("-id")[:ACTIVITY_ROWS]
+    lines = format_html_join(
+        "",
+        "<li>{} in {}: {}</li>",
+        (
+            (
+                message.created_at.strftime("%Y-%m-%d %H:%M"),
+                message.conversation,
+                "(deleted)"
+                if message.deleted
+                else "(end-to-end encrypted)"
+                if message.ciphertext
+                else message.body[:120],
+            )
+            for message in messages_sent
+        ),
+    )
+    memberships = format_html_join(
+        ", ", "{} ({})", ((m.conversation, m.role) for m in user.memberships.select_related("conversation")[:50])
+    )
+    reports = Report.objects.filter(reported_user=user).order_by("-created_at")[:ACTIVITY_ROWS]
+    report_lines = format_html_join(
+        "",
+        '<li><a href="{}">{}</a>: {} ({})</li>',
+        (
+            (reverse("admin:moderation_report_change", args=[r.pk]), r, r.get_reason_display(), r.get_status_display())
+            for r in reports
+        ),
+    )
+    audit_url = reverse("admin:moderation_auditentry_changelist") + f"?target_user__id__exact={user.pk}"
+    return format_html(
+        "<h4>Latest messages</h4><ul>{}</ul><h4>Conversations</h4><p>{}</p>"
+        '<h4>Reports about this user</h4><ul>{}</ul><p><a href="{}">Moderation actions on this user</a></p>',
+        lines or mark_safe("<li>none</li>"),
+        memberships or "none",
+        report_lines or mark_safe("<li>none</li>"),
+        audit_url,
+    )

@@ -72,3 +72,34 @@ class Report(models.Model):
 
     def __str__(self) -> str:
         return f"report {self.pk} ({self.get_reason_display()})"
+
+
+class AuditEntry(models.Model):
+    """One moderation action: who did what to whom, where, when and why. Written by services only."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_actions"
+    )
+    action = models.CharField(max_length=40)
+    target_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_targeted"
+    )
+    conversation = models.ForeignKey(
+        "chat.Conversation", null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    # Plain ids and a label, so the entry still says what it was about after a deletion.
+    conversation_label = models.CharField(max_length=100, blank=True)
+    message_id = models.BigIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "audit log"
+        indexes = [
+            models.Index(fields=["actor", "created_at"], name="audit_actor_idx"),
+            models.Index(fields=["target_user", "created_at"], name="audit_target_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -7,7 +7,6 @@ import json
 import nacl.exceptions
 import nacl.secret
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts import services as account_services
@@ -16,7 +15,9 @@ from chat import events
 from chat import services as chat_services
 from chat.models import Message
 from chatterbox.errors import Forbidden, Invalid, NotFound
+from moderation.audit import audit_record
 from moderation.models import Block, Report
+from moderation.restrictions import block_between, direct_block_check  # noqa: F401 - re-exported
 
 NOTE_MAX = 1000
 EVIDENCE_TEXT_MAX = 20000
@@ -51,22 +52,6 @@ def block_delete(*, blocker: User, username: str) -> None:
 
 def blocks_of(*, user: User) -> list[Block]:
     return list(Block.objects.filter(blocker=user).select_related("blocked").order_by("-created_at", "-id"))
-
-
-def block_between(user_a_id: int, user_b_id: int) -> Block | None:
-    """Return a block either way between two users, or None."""
-    either = Q(blocker_id=user_a_id, blocked_id=user_b_id) | Q(blocker_id=user_b_id, blocked_id=user_a_id)
-    return Block.objects.filter(either).select_related("blocker", "blocked").first()
-
-
-def direct_block_check(*, sender: User, other_id: int) -> None:
-    """Refuse a direct conversation, or a message in one, when either of the two blocked the other."""
-    block = block_between(sender.pk, other_id)
-    if block is None:
-        return
-    if block.blocker_id == sender.pk:
-        raise Forbidden(f"You blocked {block.blocked.username}; unblock them to write to them.")
-    raise Forbidden(f"{block.blocker.username} has blocked you: you cannot write to them.")
 
 
 def profile_context(*, user: User) -> dict:
@@ -190,12 +175,12 @@ def report_resolve(*, moderator: User, report_id: int, action: str, reason: str 
     if action == "delete_message":
         if report.message_id is None:
             raise Invalid("This report names no message.")
-        chat_services.message_delete(actor=moderator, message_id=report.message_id)
+        chat_services.message_delete(actor=moderator, message_id=report.message_id, reason=reason or report.reason)
         resolution, status = "The message was deleted.", Report.Status.ACTED
     elif action == "ban_user":
         if report.reported_user is None:
             raise Invalid("This report names no user.")
-        account_services.user_ban(user=report.reported_user)
+        account_services.user_ban(user=report.reported_user, actor=moderator, reason=reason or report.reason)
         resolution, status = "The account was banned.", Report.Status.ACTED
     elif action == "dismiss":
         resolution, status = "No action was taken.", Report.Status.DISMISSED
@@ -204,6 +189,15 @@ def report_resolve(*, moderator: User, report_id: int, action: str, reason: str 
     report.status, report.resolution = status, resolution
     report.handled_by, report.handled_at = moderator, timezone.now()
     report.save(update_fields=["status", "resolution", "handled_by", "handled_at"])
+    audit_record(
+        actor=moderator,
+        action=f"report.{status}",
+        target_user=report.reported_user,
+        conversation=report.conversation,
+        message_id=report.message_id,
+        reason=reason,
+        report=report.pk,
+    )
     event = {"type": "chat.report.handled", "report": report_json(report)}
     events.broadcast_on_commit(events.user_group(report.reporter_id), event)
     return report

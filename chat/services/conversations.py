@@ -9,7 +9,8 @@ from chat.models import Conversation, Membership
 from chat.services.lookups import _active_users, _announce_added, _conversation_get
 from chat.services.memberships import _member_add
 from chatterbox.errors import Forbidden, Invalid
-from moderation.services import direct_block_check
+from moderation.audit import audit_record
+from moderation.restrictions import direct_block_check
 
 Kind = Conversation.Kind
 Role = Membership.Role
@@ -126,8 +127,9 @@ def channel_join(*, user: User, conversation_id: int) -> tuple[Conversation, boo
 
 
 @transaction.atomic
-def conversation_delete(*, conversation: Conversation) -> None:
+def conversation_delete(*, conversation: Conversation, actor: User | None = None, reason: str = "") -> None:
     """Delete a conversation with its messages (the admin's door); members' clients drop it."""
+    audit_record(actor=actor, action="conversation.deleted", conversation=conversation, reason=reason)
     for user_id in conversation.memberships.values_list("user_id", flat=True):
         events.broadcast_on_commit(
             events.user_group(user_id), {"type": "chat.conversation.removed", "id": conversation.pk}

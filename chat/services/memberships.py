@@ -16,6 +16,7 @@ from chat.services.lookups import (
     _membership_require,
 )
 from chatterbox.errors import Forbidden, Invalid
+from moderation.audit import audit_record
 
 Kind = Conversation.Kind
 Role = Membership.Role
@@ -32,7 +33,10 @@ def membership_add(*, actor: User, conversation_id: int, username: str) -> tuple
     (user,) = _active_users([username])
     if conversation.kind == Kind.GROUP and conversation.memberships.count() >= settings.CHAT_GROUP_MAX_MEMBERS:
         raise Invalid(f"A group has at most {settings.CHAT_GROUP_MAX_MEMBERS} members.")
-    return conversation, _member_add(conversation, user)
+    added = _member_add(conversation, user)
+    if added:
+        audit_record(actor=actor, action="member.added", target_user=user, conversation=conversation)
+    return conversation, added
 
 
 def _member_add(conversation: Conversation, user: User) -> bool:
@@ -49,20 +53,23 @@ def _member_add(conversation: Conversation, user: User) -> bool:
 
 
 @transaction.atomic
-def membership_remove(*, actor: User, conversation_id: int, username: str) -> None:
-    """Leave a conversation, or remove someone from it (owner and admins; only the owner removes admins)."""
+def membership_remove(*, actor: User, conversation_id: int, username: str, reason: str = "") -> None:
+    """Leave a conversation, or remove someone from it (owner and admins; only the owner removes admins).
+
+    Staff (the admin site) may remove anyone, members of the conversation or not.
+    """
     conversation = _conversation_get(conversation_id, lock=True)
     if conversation.kind == Kind.DIRECT:
         raise Forbidden("You cannot leave a direct conversation.")
-    mine = _membership_require(conversation, actor)
-    target = mine if username == actor.username else _member_named(conversation, username)
+    mine = _staff_or_membership(conversation, actor)
+    target = mine if mine is not None and username == actor.username else _member_named(conversation, username)
     if target != mine:
-        if not mine.is_moderator:
-            raise Forbidden("Only the owner and admins can remove members.")
-        if target.role == Role.OWNER:
-            raise Forbidden("Nobody can remove the owner.")
-        if target.role == Role.ADMIN and mine.role != Role.OWNER:
-            raise Forbidden("Only the owner can remove an admin.")
+        # Staff are the site's moderators: they may remove anyone; the owner's successor follows.
+        if not actor.is_staff:
+            _removal_check(mine, target)
+        audit_record(
+            actor=actor, action="member.removed", target_user=target.user, conversation=conversation, reason=reason
+        )
     target.delete()
     members = list(Membership.objects.with_users().filter(conversation=conversation))
     if target.role == Role.OWNER and members:
@@ -71,6 +78,23 @@ def membership_remove(*, actor: User, conversation_id: int, username: str) -> No
         events.user_group(target.user_id), {"type": "chat.conversation.removed", "id": conversation.pk}
     )
     _announce_members(conversation, members)
+
+
+def _removal_check(mine: Membership, target: Membership) -> None:
+    if not mine.is_moderator:
+        raise Forbidden("Only the owner and admins can remove members.")
+    if target.role == Role.OWNER:
+        raise Forbidden("Nobody can remove the owner.")
+    if target.role == Role.ADMIN and mine.role != Role.OWNER:
+        raise Forbidden("Only the owner can remove an admin.")
+
+
+def _staff_or_membership(conversation: Conversation, actor: User) -> Membership | None:
+    """Return the actor's membership; None for staff who are not members (they act as site moderators)."""
+    membership = Membership.objects.filter(conversation=conversation, user=actor).first()
+    if membership is None and not actor.is_staff:
+        _membership_require(conversation, actor)
+    return membership
 
 
 def _owner_succeed(members: list[Membership]) -> None:
@@ -92,6 +116,7 @@ def membership_set_role(*, actor: User, conversation_id: int, username: str, rol
     if target.role == Role.OWNER:
         raise Forbidden("The owner's role cannot change.")
     if target.role != role:
+        audit_record(actor=actor, action="role.changed", target_user=target.user, conversation=conversation, role=role)
         target.role = role
         target.save(update_fields=["role"])
         _announce_members(conversation, list(Membership.objects.with_users().filter(conversation=conversation)))

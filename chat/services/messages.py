@@ -17,7 +17,8 @@ from chat import events
 from chat.models import Conversation, Membership, Message, MessageKey
 from chat.services.lookups import _conversation_get, _latest_message_id, _membership_require
 from chatterbox.errors import Forbidden, Invalid, NotFound, NotMember, RateLimited, TooLarge
-from moderation.services import direct_block_check
+from moderation.audit import audit_record
+from moderation.restrictions import direct_block_check
 
 Kind = Conversation.Kind
 
@@ -249,7 +250,7 @@ def message_edit(
 
 
 @transaction.atomic
-def message_delete(*, actor: User, message_id: int) -> Message:
+def message_delete(*, actor: User, message_id: int, reason: str = "") -> Message:
     """Delete a message's content (sender, conversation owner or admin, or staff), keeping a tombstone."""
     message = _message_lock(message_id)
     if not actor.is_staff:
@@ -258,6 +259,16 @@ def message_delete(*, actor: User, message_id: int) -> Message:
             raise Forbidden("Only the sender, or the conversation's owner and admins, can delete a message.")
     if message.deleted:
         return message
+    if message.sender_id != actor.pk:
+        # Deleting someone else's message is moderation.
+        audit_record(
+            actor=actor,
+            action="message.deleted",
+            target_user=message.sender,
+            conversation=message.conversation,
+            message_id=message.pk,
+            reason=reason,
+        )
     message.deleted_at = timezone.now()
     message.body = message.ciphertext = message.nonce = ""
     message.save(update_fields=["deleted_at", "body", "ciphertext", "nonce"])
