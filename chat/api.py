@@ -6,6 +6,7 @@ from chat import events, services
 from chat.models import Conversation
 from chatterbox.api import api_view, json_body
 from chatterbox.errors import Invalid
+from moderation import limits
 
 HISTORY_PAGE_DEFAULT = 50
 CHANNEL_SEARCH_MAX = 64
@@ -61,12 +62,16 @@ def conversations(request):
     kind = body.get("kind")
     if not isinstance(kind, str):
         raise Invalid("kind is required: direct, group or channel.", field="kind")
+    members = _usernames(body)
+    limits.rate_check("conversations", user=request.user, address=limits.client_address(request))
+    if kind == "group" and members:
+        limits.rate_check("invitations", user=request.user, address=limits.client_address(request), cost=len(members))
     conversation, created = services.conversation_create(
         creator=request.user,
         kind=kind,
         name=_text(body, "name", required=kind in {"group", "channel"}),
         topic=_text(body, "topic"),
-        members=_usernames(body),
+        members=members,
         encrypted=_flag(body, "encrypted"),
     )
     return _conversation(request, conversation.pk, status=201 if created else 200)
@@ -94,6 +99,7 @@ def conversation_join(request, conversation_id: int):
 @api_view("POST")
 def conversation_members(request, conversation_id: int):
     username = _text(json_body(request), "username", required=True)
+    limits.rate_check("invitations", user=request.user, address=limits.client_address(request))
     conversation, added = services.membership_add(
         actor=request.user, conversation_id=conversation_id, username=username
     )

@@ -6,7 +6,7 @@ from accounts.api import user_json
 from chat.events import timestamp
 from chatterbox.api import api_view, json_body
 from chatterbox.errors import Invalid
-from moderation import services
+from moderation import limits, services
 
 
 def _text(body: dict, field: str, *, required: bool = False) -> str:
@@ -45,6 +45,7 @@ def reports(request):
     message_id = body.get("message")
     if message_id is not None and (not isinstance(message_id, int) or isinstance(message_id, bool) or message_id < 1):
         raise Invalid("message must be a message id.", field="message")
+    limits.rate_check("reports", user=request.user, address=limits.client_address(request))
     report, created = services.report_create(
         reporter=request.user,
         reason=_text(body, "reason", required=True),
