@@ -18,12 +18,13 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["id", "__str__", "kind", "encrypted", "created_by", "created_at"]
+    list_display = ["id", "__str__", "kind", "encrypted", "created_by", "created_at", "archived_at"]
     list_filter = ["kind", "encrypted", "created_at"]
     search_fields = ["name", "topic", "memberships__user__username"]
     raw_id_fields = ["created_by"]
     readonly_fields = ["direct_key"]
     inlines = [MembershipInline]
+    actions = ["archive_conversations", "unarchive_conversations"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("created_by")
@@ -34,6 +35,22 @@ class ConversationAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for conversation in queryset:
             services.conversation_delete(conversation=conversation, actor=request.user)
+
+    def _archive(self, request, queryset, archived: bool) -> None:
+        for conversation in queryset:
+            try:
+                services.conversation_update(actor=request.user, conversation_id=conversation.pk, archived=archived)
+            except DomainError as error:
+                self.message_user(request, f"{conversation}: {error.detail}", messages.ERROR)
+        self.message_user(request, "Done; members see the change at once.", messages.SUCCESS)
+
+    @admin.action(description="Archive selected conversations (read-only for everyone)")
+    def archive_conversations(self, request, queryset):
+        self._archive(request, queryset, True)
+
+    @admin.action(description="Unarchive selected conversations")
+    def unarchive_conversations(self, request, queryset):
+        self._archive(request, queryset, False)
 
 
 @admin.register(Membership)

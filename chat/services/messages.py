@@ -110,11 +110,40 @@ def _sender_check(conversation: Conversation, user: User) -> set[int] | None:
 
 
 def _sender_restrictions_check(conversation: Conversation, user: User, member_ids) -> None:
-    """Refuse a sender whom moderation holds back: a block in a direct conversation."""
+    """Refuse a sender whom moderation holds back: an archive, a mute, a block in a direct conversation."""
+    if conversation.archived:
+        raise Forbidden("This conversation is archived: it can be read but no longer written to.")
+    _mute_check(conversation, user)
     if conversation.kind == Kind.DIRECT:
         for other_id in member_ids:
             if other_id != user.pk:
                 direct_block_check(sender=user, other_id=other_id)
+
+
+def _mute_check(conversation: Conversation, user: User) -> None:
+    now = timezone.now()
+    muted_until = (
+        Membership.objects.filter(conversation=conversation, user=user, muted_until__gt=now)
+        .values_list("muted_until", flat=True)
+        .first()
+    )
+    if muted_until is not None:
+        left = ceil((muted_until - now).total_seconds())
+        raise Forbidden(
+            f"An admin muted you here until {muted_until:%Y-%m-%d %H:%M} UTC ({_time_left(left)} left).",
+            muted_until=events.timestamp(muted_until),
+            retry_after=left,
+        )
+
+
+def _time_left(seconds: int) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 7200:
+        return f"{seconds // 3600} h"
+    if seconds >= 120:
+        return f"{ceil(seconds / 60)} min"
+    return f"{seconds} s"
 
 
 def _content_check(conversation, member_ids, *, body, ciphertext, nonce, keys) -> tuple[dict, dict[int, str]]:

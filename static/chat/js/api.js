@@ -49,6 +49,10 @@ export const api = {
   createChannel: (name, topic) => request("POST", "/api/conversations/", { kind: "channel", name, topic }),
   join: (id) => request("POST", `${conversationPath(id)}/join/`),
   invite: (id, username) => request("POST", `${conversationPath(id)}/members/`, { username }),
+  setRole: (id, username, role) => request("PATCH", `${conversationPath(id)}/members/${encodeURIComponent(username)}/`, { role }),
+  muteMember: (id, username, mutedUntil) =>
+    request("PATCH", `${conversationPath(id)}/members/${encodeURIComponent(username)}/`, { muted_until: mutedUntil }),
+  updateConversation: (id, fields) => request("PATCH", `${conversationPath(id)}/`, fields),
   removeMember: (id, username) => request("DELETE", `${conversationPath(id)}/members/${encodeURIComponent(username)}/`),
   blocks: () => request("GET", "/api/blocks/"),
   block: (username) => request("POST", "/api/blocks/", { username }),

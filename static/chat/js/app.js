@@ -134,6 +134,30 @@ const actions = {
     renderAll();
   },
 
+  async setRole(conversation, member, role) {
+    store.putConversation(await api.setRole(conversation.id, member.username, role));
+    renderAll();
+  },
+
+  async transfer(conversation, member) {
+    const yes = await confirmAction($("confirm-dialog"), {
+      title: `Make ${displayName(member)} the owner?`,
+      text: `${displayName(member)} becomes the owner of ${store.title(conversation)} and you become an admin. Only the new owner can undo this.`,
+      confirm: "Hand over ownership",
+    });
+    if (yes) await actions.setRole(conversation, member, "owner");
+  },
+
+  async mute(conversation, member, until) {
+    store.putConversation(await api.muteMember(conversation.id, member.username, until));
+    renderAll();
+  },
+
+  async update(conversation, fields) {
+    store.putConversation(await api.updateConversation(conversation.id, fields));
+    renderAll();
+  },
+
   async leave(conversation) {
     const kind = conversation.kind === "channel" ? "channel" : "group";
     const yes = await confirmAction($("confirm-dialog"), {
@@ -183,7 +207,16 @@ const members = new MembersDialog({
   store,
   keys,
   dialog: $("members-dialog"),
-  actions: { invite: actions.invite, remove: actions.removeMember, leave: actions.leave, safety: actions.safety },
+  actions: {
+    invite: actions.invite,
+    remove: actions.removeMember,
+    leave: actions.leave,
+    safety: actions.safety,
+    setRole: actions.setRole,
+    transfer: actions.transfer,
+    mute: actions.mute,
+    update: actions.update,
+  },
 });
 const keyDialog = new KeyDialog({ dialog: $("key-dialog"), keys, onDone: (text) => notice(text) });
 const safetyDialog = new SafetyDialog({ dialog: $("safety-dialog"), keys });

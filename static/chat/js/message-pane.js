@@ -2,7 +2,7 @@
 // message with its actions, the typing line and the composer.
 
 import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, linkifiedText, placeInOrder } from "./dom.js";
-import { verifiedBadge } from "./people.js";
+import { isMuted, verifiedBadge } from "./people.js";
 import { messageText } from "./store.js";
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000; // consecutive messages closer than this share one header
@@ -105,17 +105,32 @@ export class MessagePane {
   renderComposerState() {
     const conversation = this.conversation;
     if (!conversation) return;
-    const blocked = conversation.encrypted ? this.keys.blockers(conversation) : null;
+    const held = this.moderationHold(conversation);
+    const blocked = held ?? (conversation.encrypted ? this.keys.blockers(conversation) : null);
     const notice = this.dom.encryptedNotice;
     const signature = JSON.stringify(blocked);
     if (notice.dataset.signature !== signature) {
       // Rebuilt only when it changes, so a screen reader does not hear it again on every render.
       notice.dataset.signature = signature;
-      notice.replaceChildren(...(blocked ? this.blockedNotice(blocked) : []));
+      notice.replaceChildren(...(held ? [icon("lock"), el("span", {}, held.text)] : blocked ? this.blockedNotice(blocked) : []));
     }
     notice.hidden = !blocked;
     this.dom.input.disabled = Boolean(blocked);
     this.dom.sendButton.disabled = Boolean(blocked);
+  }
+
+  /** Why nobody (archived) or I (muted by an admin) cannot write here, or null. */
+  moderationHold(conversation) {
+    if (conversation.archived) return { state: "archived", text: "This conversation is archived: you can read it, but nobody can write here." };
+    const me = conversation.members.find((member) => member.id === this.store.me.id);
+    if (isMuted(me)) {
+      const until = new Date(me.muted_until);
+      clearTimeout(this.muteTimer);
+      // Open the composer again by itself when the mute runs out.
+      this.muteTimer = setTimeout(() => this.renderComposerState(), Math.min(until - Date.now() + 500, 2 ** 31 - 1));
+      return { state: "muted", text: `An admin muted you here until ${until.toLocaleString()}.` };
+    }
+    return null;
   }
 
   blockedNotice({ state, missing, changed }) {
@@ -465,7 +480,7 @@ export class MessagePane {
     const conversation = this.conversation;
     const body = this.dom.input.value.trim();
     if (!conversation || !body) return;
-    if (conversation.encrypted && this.keys.blockers(conversation)) return;
+    if (this.moderationHold(conversation) || (conversation.encrypted && this.keys.blockers(conversation))) return;
     const limit = this.limits.message_max_length;
     if (limit && body.length > limit) {
       this.showComposerError(`That message is too long: ${body.length} characters, at most ${limit}.`);
