@@ -26,7 +26,7 @@ VERIFICATION_BADGES = {
 
 @admin.register(Report)
 class ReportAdmin(admin.ModelAdmin):
-    list_display = ["id", "created_at", "reason", "reporter", "reported_user", "conversation", "verification", "status"]
+    list_display = ["id", "created_at", "reason", "reported_user", "reporter", "text_check", "status"]
     list_filter = ["status", "reason", "verification", "created_at"]
     search_fields = ["reporter__username", "reported_user__username", "note", "message_text"]
     list_select_related = ["reporter", "reported_user", "conversation"]
@@ -66,6 +66,10 @@ class ReportAdmin(admin.ModelAdmin):
 
     def _may_resolve(self, request) -> bool:
         return request.user.is_staff and request.user.has_perm("moderation.change_report")
+
+    @admin.display(description="Text", ordering="verification")
+    def text_check(self, report):
+        return report.verification
 
     @admin.display(description="Reported text")
     def reported_text(self, report):

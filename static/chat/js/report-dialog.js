@@ -15,6 +15,7 @@ export class ReportDialog {
     this.errorBox = dialog.querySelector("[data-error]");
     this.message = null;
     for (const button of dialog.querySelectorAll("[data-close]")) button.addEventListener("click", () => dialog.close());
+    this.form.addEventListener("change", () => this.showError(""));
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.submit();
