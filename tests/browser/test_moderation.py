@@ -1,14 +1,14 @@
 """Moderation in headless Chromium against a real Daphne server: a ban from the admin cuts an
 open chat page, an encrypted message is reported and the moderator reads its verified text, and
-the owner's members dialog mutes a member live."""
+the owner's members dialog mutes a member live (and a blocked user's message stays folded)."""
 
 import re
 
 import pytest
 from playwright.sync_api import expect
 
-from chat.models import Conversation, Membership
-from moderation.models import AuditEntry, Report
+from chat.models import Conversation, Membership, Message
+from moderation.models import AuditEntry, Block, Report
 from tests.browser.test_chat import open_chat, send, signed_in_context
 from tests.browser.test_e2e import PASSPHRASES, set_up_encryption, start_direct
 
@@ -131,7 +131,10 @@ def test_a_reported_encrypted_message_reaches_the_moderator_verified(
 
 def test_the_owner_mutes_a_member_from_the_members_dialog(browser, live_url, alice, bob, make_user, artifacts_dir):
     carol = make_user("carol", display_name="Carol Danvers")
-    make_group(alice, (bob, "admin"), (carol, "member"))
+    group = make_group(alice, (bob, "admin"), (carol, "member"))
+    # Alice blocked bob: his message in the shared group arrives folded on her page.
+    Block.objects.create(blocker=alice, blocked=bob)
+    Message.objects.create(conversation=group, sender=bob, client_id="b-1", body="Bob says hi")
     errors = []
     alice_context = signed_in_context(browser, live_url, alice)
     carol_context = signed_in_context(browser, live_url, carol)
@@ -139,6 +142,13 @@ def test_the_owner_mutes_a_member_from_the_members_dialog(browser, live_url, ali
     carol_page = open_chat(carol_context, live_url, errors, "carol")
     for page in (alice_page, carol_page):
         page.locator("#conversation-list .conversation", has_text="Crew").click()
+
+    folded = alice_page.locator("#messages .message", has_text="Message from a blocked user.")
+    expect(folded).to_have_count(1)
+    expect(alice_page.locator("#messages")).not_to_contain_text("Bob says hi")
+    folded.get_by_role("button", name="Show the message from a blocked user").click()
+    expect(alice_page.locator("#messages")).to_contain_text("Bob says hi")
+    expect(carol_page.locator("#messages")).to_contain_text("Bob says hi")
 
     alice_page.get_by_role("button", name="Members").click()
     dialog = alice_page.locator("#members-dialog")
