@@ -64,12 +64,12 @@ def test_a_ban_from_the_admin_cuts_the_users_open_chat(browser, live_url, alice,
     expect(message_item(alice_page, "after the ban")).to_have_count(1)
     alice_page.wait_for_timeout(1000)
     assert not group.messages.filter(body="after the ban").exists()
+    alice_page.screenshot(path=str(artifacts_dir / "moderation-banned-page.png"))
     # The session is gone too: a reload lands on the sign-in page.
     alice_page.reload()
     expect(alice_page).to_have_url(re.compile(r"/accounts/login/"))
     entry = AuditEntry.objects.get(action="user.banned")
     assert (entry.actor, entry.target_user, entry.reason) == (moderator, alice, "Threats in Crew")
-    alice_page.screenshot(path=str(artifacts_dir / "moderation-banned-page.png"))
     alice_context.close()
     admin_context.close()
     assert errors == []
