@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from chat.models import Conversation, Membership, Message
 from moderation.models import AuditEntry, Block, Report
-from tests.browser.test_chat import open_chat, send, signed_in_context
+from tests.browser.test_chat import PHONE, open_chat, send, signed_in_context
 from tests.browser.test_e2e import PASSPHRASES, set_up_encryption, start_direct
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -159,6 +159,9 @@ def test_the_owner_mutes_a_member_from_the_members_dialog(browser, live_url, ali
     carol_row = dialog.locator(".members-list .person", has_text="Carol Danvers")
     expect(carol_row.locator(".muted-role")).to_have_text("muted")
     dialog.screenshot(path=str(artifacts_dir / "moderation-members-dialog.png"))
+    alice_page.set_viewport_size(PHONE)
+    alice_page.screenshot(path=str(artifacts_dir / "moderation-members-dialog-phone.png"))
+    alice_page.set_viewport_size({"width": 1200, "height": 800})
 
     # Carol's open page closes the composer at once, and the history says why.
     expect(carol_page.locator("#encrypted-notice")).to_contain_text("An admin muted you here until")
