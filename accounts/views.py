@@ -9,6 +9,7 @@ from accounts.avatars import InvalidAvatar, avatar_default_svg
 from accounts.forms import AvatarForm, ProfileForm
 from accounts.models import ApiToken, User
 from chatterbox.errors import Invalid
+from moderation import services as moderation_services
 
 
 @login_required
@@ -34,7 +35,7 @@ def profile(request):
                 messages.success(request, "Your profile was saved.")
                 return redirect("profile")
     status = 400 if form.errors or avatar_form.errors else 200
-    context = {"form": form, "avatar_form": avatar_form}
+    context = {"form": form, "avatar_form": avatar_form, **moderation_services.profile_context(user=request.user)}
     return render(request, "accounts/profile.html", context, status=status)
 
 

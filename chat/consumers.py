@@ -375,6 +375,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             state.pop(conversation_id, None)
         await self.send_json({"type": "conversation.removed", "id": conversation_id})
 
+    async def chat_report_handled(self, event):
+        await self.send_json({"type": "report.handled", "report": event["report"]})
+
     async def chat_user_banned(self, event):
         await self.close(code=4403)
 

@@ -47,7 +47,12 @@ def timestamp(moment) -> str | None:
 
 def member_json(membership, public_key: str | None) -> dict:
     """Return a `user` object with the member's role and public key (extensions)."""
-    return {**user_json(membership.user), "role": membership.role, "public_key": public_key}
+    return {
+        **user_json(membership.user),
+        "role": membership.role,
+        "public_key": public_key,
+        "muted_until": timestamp(membership.muted_until),
+    }
 
 
 def public_keys(members) -> dict[int, str]:
@@ -78,6 +83,7 @@ def conversation_json(conversation, members) -> dict:
         "name": conversation.name,
         "topic": conversation.topic,
         "encrypted": conversation.encrypted,
+        "archived": conversation.archived,
         "created_at": timestamp(conversation.created_at),
         "members": [member_json(membership, keys.get(membership.user_id)) for membership in members],
     }
@@ -107,7 +113,7 @@ def message_json(message, *, encrypted: bool) -> dict:
         "deleted": message.deleted,
         "reply_to": message.reply_to_id,
     }
-    if encrypted:
+    if encrypted and message.kind != "system":
         # A deleted message keeps no ciphertext: the fields stay, empty.
         shared["ciphertext"] = message.ciphertext or None
         shared["nonce"] = message.nonce or None
@@ -119,7 +125,7 @@ def message_json(message, *, encrypted: bool) -> dict:
 def message_json_for(message) -> dict:
     """Return the message object for a row from Message.objects.visible_to(user)."""
     shared = message_json(message, encrypted=message.conversation.encrypted)
-    if message.conversation.encrypted:
+    if message.conversation.encrypted and message.kind != "system":
         shared["key"] = message.recipient_key or None
     return shared
 

@@ -60,6 +60,8 @@ class Conversation(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     # "lower_id:higher_id" for a direct conversation, so asking twice finds the same one.
     direct_key = models.CharField(max_length=41, null=True, blank=True, unique=True, editable=False)
+    # Archived: still readable, no longer written to (by anyone).
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     objects = ConversationQuerySet.as_manager()
 
@@ -68,6 +70,10 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return self.name or f"{self.get_kind_display()} {self.pk}"
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
 
 
 class MembershipQuerySet(models.QuerySet):
@@ -89,6 +95,9 @@ class Membership(models.Model):
     # Messages up to this id count as read; a new member starts at the conversation's newest.
     last_read_message_id = models.BigIntegerField(default=0)
     muted = models.BooleanField(default=False)
+    # Set by the owner or an admin: the member may not write until then. (`muted` above is the
+    # member's own choice to silence notifications.)
+    muted_until = models.DateTimeField(null=True, blank=True)
 
     objects = MembershipQuerySet.as_manager()
 
@@ -115,7 +124,8 @@ class MessageQuerySet(models.QuerySet):
         return (
             self.annotate(own_key=FilteredRelation("keys", condition=Q(keys__user=user)))
             .filter(Exists(Membership.objects.filter(conversation=OuterRef("conversation"), user=user)))
-            .filter(Q(conversation__encrypted=False) | Q(own_key__isnull=False))
+            # System lines (who joined, who was muted) are plaintext for every member.
+            .filter(Q(conversation__encrypted=False) | Q(own_key__isnull=False) | Q(kind="system"))
             .annotate(recipient_key=F("own_key__key"))
             .select_related("sender", "conversation")
         )

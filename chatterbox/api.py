@@ -40,7 +40,10 @@ def is_api(request) -> bool:
 
 
 def api_error(code: str, detail: str, *, status: int | None = None, **extra) -> JsonResponse:
-    return JsonResponse({"error": code, "detail": detail, **extra}, status=status or HTTP_STATUS.get(code, 400))
+    response = JsonResponse({"error": code, "detail": detail, **extra}, status=status or HTTP_STATUS.get(code, 400))
+    if "retry_after" in extra:
+        response["Retry-After"] = str(extra["retry_after"])
+    return response
 
 
 class ApiErrorMiddleware:

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "allauth.usersessions",
     "accounts",
     "chat",
+    "moderation",
 ]
 
 MIDDLEWARE = [
@@ -294,6 +295,24 @@ CHAT_GROUP_MAX_MEMBERS = env_int("CHAT_GROUP_MAX_MEMBERS", 256)
 # Larger WebSocket frames are answered with `too_large`; keep Daphne's own
 # --websocket-max-message-size above this so the client gets that answer, not a dropped socket.
 WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 256 * 1024)
+
+# Anti-abuse limits (moderation/limits.py), each "N/S" (N per S seconds) or "off": per user, and
+# RATE_LIMIT_ADDRESS_FACTOR times that per client address. Accounts younger than
+# NEW_ACCOUNT_AGE_HOURS get the stricter *_NEW limit.
+ABUSE_LIMITS = {
+    kind: (os.environ.get(f"RATE_LIMIT_{kind.upper()}", default), os.environ.get(f"RATE_LIMIT_{kind.upper()}_NEW", new))
+    for kind, default, new in [
+        ("conversations", "30/3600", "5/3600"),
+        ("invitations", "100/3600", "20/3600"),
+        ("reports", "20/3600", "5/3600"),
+        ("uploads", "100/3600", "20/3600"),
+    ]
+}
+NEW_ACCOUNT_AGE_HOURS = env_int("NEW_ACCOUNT_AGE_HOURS", 24)
+RATE_LIMIT_ADDRESS_FACTOR = env_int("RATE_LIMIT_ADDRESS_FACTOR", 5)
+# Proxies in front of the app that append to X-Forwarded-For (a PaaS router: 1). 0 trusts no
+# header and takes the socket's peer address.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 CSRF_FAILURE_VIEW = "chatterbox.views.csrf_failure"
 

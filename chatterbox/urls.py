@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),
     path("", include("chat.urls")),
+    path("", include("moderation.urls")),
     # Unknown API paths answer JSON, in DEBUG too.
     re_path(r"^api/", page_not_found),
 ]

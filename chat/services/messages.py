@@ -17,6 +17,8 @@ from chat import events
 from chat.models import Conversation, Membership, Message, MessageKey
 from chat.services.lookups import _conversation_get, _latest_message_id, _membership_require
 from chatterbox.errors import Forbidden, Invalid, NotFound, NotMember, RateLimited, TooLarge
+from moderation.audit import audit_record
+from moderation.restrictions import direct_block_check
 
 Kind = Conversation.Kind
 
@@ -103,7 +105,45 @@ def _sender_check(conversation: Conversation, user: User) -> set[int] | None:
         raise NotMember()
     if not active[user.pk]:
         raise Forbidden("This account is disabled.")
+    _sender_restrictions_check(conversation, user, active)
     return None if conversation.kind == Kind.CHANNEL else set(active)
+
+
+def _sender_restrictions_check(conversation: Conversation, user: User, member_ids) -> None:
+    """Refuse a sender whom moderation holds back: an archive, a mute, a block in a direct conversation."""
+    if conversation.archived:
+        raise Forbidden("This conversation is archived: it can be read but no longer written to.")
+    _mute_check(conversation, user)
+    if conversation.kind == Kind.DIRECT:
+        for other_id in member_ids:
+            if other_id != user.pk:
+                direct_block_check(sender=user, other_id=other_id)
+
+
+def _mute_check(conversation: Conversation, user: User) -> None:
+    now = timezone.now()
+    muted_until = (
+        Membership.objects.filter(conversation=conversation, user=user, muted_until__gt=now)
+        .values_list("muted_until", flat=True)
+        .first()
+    )
+    if muted_until is not None:
+        left = ceil((muted_until - now).total_seconds())
+        raise Forbidden(
+            f"An admin muted you here until {muted_until:%Y-%m-%d %H:%M} UTC ({_time_left(left)} left).",
+            muted_until=events.timestamp(muted_until),
+            retry_after=left,
+        )
+
+
+def _time_left(seconds: int) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 7200:
+        return f"{seconds // 3600} h"
+    if seconds >= 120:
+        return f"{ceil(seconds / 60)} min"
+    return f"{seconds} s"
 
 
 def _content_check(conversation, member_ids, *, body, ciphertext, nonce, keys) -> tuple[dict, dict[int, str]]:
@@ -239,7 +279,7 @@ def message_edit(
 
 
 @transaction.atomic
-def message_delete(*, actor: User, message_id: int) -> Message:
+def message_delete(*, actor: User, message_id: int, reason: str = "") -> Message:
     """Delete a message's content (sender, conversation owner or admin, or staff), keeping a tombstone."""
     message = _message_lock(message_id)
     if not actor.is_staff:
@@ -248,6 +288,16 @@ def message_delete(*, actor: User, message_id: int) -> Message:
             raise Forbidden("Only the sender, or the conversation's owner and admins, can delete a message.")
     if message.deleted:
         return message
+    if message.sender_id != actor.pk:
+        # Deleting someone else's message is moderation.
+        audit_record(
+            actor=actor,
+            action="message.deleted",
+            target_user=message.sender,
+            conversation=message.conversation,
+            message_id=message.pk,
+            reason=reason,
+        )
     message.deleted_at = timezone.now()
     message.body = message.ciphertext = message.nonce = ""
     message.save(update_fields=["deleted_at", "body", "ciphertext", "nonce"])

@@ -253,6 +253,7 @@ def test_group_members_panel_and_encrypted_direct_message(browser, live_url, ali
     members.get_by_label("Invite by username").fill("carol")
     members.get_by_role("button", name="Invite").click()
     expect(members.locator(".members-list")).to_contain_text("Carol Danvers")
+    members.get_by_label("Manage Carol Danvers").click()
     members.get_by_role("button", name="Remove Carol Danvers").click()
     expect(members.locator(".members-list")).not_to_contain_text("Carol Danvers")
     page.keyboard.press("Escape")

@@ -7,6 +7,7 @@ import { displayName } from "./dom.js";
 import { KeyDialog, SafetyDialog } from "./key-dialogs.js";
 import { KeyRing } from "./keyring.js";
 import { MessagePane } from "./message-pane.js";
+import { ReportDialog } from "./report-dialog.js";
 import { Notifier } from "./notifications.js";
 import { MembersDialog, OnlineList } from "./people.js";
 import { ChatSocket } from "./socket.js";
@@ -103,6 +104,18 @@ const actions = {
     if (!PHONE_QUERY.matches) $("composer-input").focus();
   },
 
+  report: (message) => reportDialog.open(message),
+
+  async sendReport(fields, alsoBlock) {
+    await api.report(fields);
+    if (alsoBlock) {
+      await api.block(alsoBlock.username);
+      store.blocked.add(alsoBlock.id);
+      pane.render();
+    }
+    notice(alsoBlock ? `Thank you. The moderators will look at it, and you blocked ${displayName(alsoBlock)}.` : "Thank you. The moderators will look at it.");
+  },
+
   // These return the conversation's id; the dialog closes, then opens it (so focus lands there).
   startDirect: async (username) => adopt(await api.startDirect(username)),
   createGroup: async (name, usernames, encrypted) => adopt(await api.createGroup(name, usernames, encrypted)),
@@ -118,6 +131,30 @@ const actions = {
     await api.removeMember(conversation.id, member.username);
     // The socket's conversation.updated says the same; do not wait for it.
     conversation.members = conversation.members.filter((other) => other.id !== member.id);
+    renderAll();
+  },
+
+  async setRole(conversation, member, role) {
+    store.putConversation(await api.setRole(conversation.id, member.username, role));
+    renderAll();
+  },
+
+  async transfer(conversation, member) {
+    const yes = await confirmAction($("confirm-dialog"), {
+      title: `Make ${displayName(member)} the owner?`,
+      text: `${displayName(member)} becomes the owner of ${store.title(conversation)} and you become an admin. Only the new owner can undo this.`,
+      confirm: "Hand over ownership",
+    });
+    if (yes) await actions.setRole(conversation, member, "owner");
+  },
+
+  async mute(conversation, member, until) {
+    store.putConversation(await api.muteMember(conversation.id, member.username, until));
+    renderAll();
+  },
+
+  async update(conversation, fields) {
+    store.putConversation(await api.updateConversation(conversation.id, fields));
     renderAll();
   },
 
@@ -170,10 +207,20 @@ const members = new MembersDialog({
   store,
   keys,
   dialog: $("members-dialog"),
-  actions: { invite: actions.invite, remove: actions.removeMember, leave: actions.leave, safety: actions.safety },
+  actions: {
+    invite: actions.invite,
+    remove: actions.removeMember,
+    leave: actions.leave,
+    safety: actions.safety,
+    setRole: actions.setRole,
+    transfer: actions.transfer,
+    mute: actions.mute,
+    update: actions.update,
+  },
 });
 const keyDialog = new KeyDialog({ dialog: $("key-dialog"), keys, onDone: (text) => notice(text) });
 const safetyDialog = new SafetyDialog({ dialog: $("safety-dialog"), keys });
+const reportDialog = new ReportDialog({ dialog: $("report-dialog"), keys, actions: { report: actions.sendReport } });
 const newConversation = new NewConversationDialog({ store, dialog: $("new-conversation-dialog"), actions, limits });
 const notifier = new Notifier({ store, button: $("notifications-button"), onOpen: actions.open });
 
@@ -535,6 +582,11 @@ socket.addEventListener("key-changed", ({ detail }) => {
   keys.learn([{ id: detail.user, public_key: detail.public_key }]).catch((error) => notice(error.message));
 });
 
+socket.addEventListener("report-handled", ({ detail: { report } }) => {
+  const outcome = report.status === "dismissed" ? "dismissed" : "acted on";
+  notice(`The moderators ${outcome} your report. ${report.resolution}`);
+});
+
 socket.addEventListener("conversation-removed", ({ detail }) => forget(detail.id));
 
 socket.addEventListener("error", ({ detail }) => {
@@ -623,9 +675,16 @@ document.addEventListener("keydown", (event) => {
 
 // Start: the conversation list first, so the socket knows where each conversation stands.
 
+/** Learn whom I blocked, so their messages in shared rooms arrive folded. */
+async function refreshBlocks() {
+  store.blocked = new Set((await api.blocks()).map((block) => block.user.id));
+  if (store.activeId !== null) pane.render();
+}
+
 keys
   .start()
   .catch((error) => notice(`Encryption is not available in this browser: ${error.message}`))
+  .then(() => refreshBlocks().catch((error) => notice(`Could not load your blocked users: ${error.message}`)))
   .then(() => refreshConversations())
   .catch((error) => notice(`Could not load your conversations: ${error.message}`))
   .finally(() => socket.start());

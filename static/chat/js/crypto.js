@@ -124,6 +124,15 @@ export function sealMessage({ content, conversation, clientId, senderPrivateKey,
  * Return its content object, or null if anything is wrong; never throws.
  */
 export function openMessage(message, senderPublicKey, myPrivateKey) {
+  return openMessageWithKey(message, senderPublicKey, myPrivateKey)?.content ?? null;
+}
+
+/**
+ * Open a message as openMessage does and also return its message key K (base64). A report
+ * sends K for this one message so the server can check the reported text against the
+ * ciphertext it stored (docs/e2e.md "Reports"); K opens nothing else.
+ */
+export function openMessageWithKey(message, senderPublicKey, myPrivateKey) {
   try {
     return openOrThrow(message, keyBytes(senderPublicKey), keyBytes(myPrivateKey));
   } catch {
@@ -143,14 +152,15 @@ function openOrThrow(message, senderPublicKey, myPrivateKey) {
   );
   // The digest stops another member, who also knows the key, from swapping the body.
   if (!sodium.memcmp(secret.subarray(KEY_BYTES), digest(ciphertext))) return null;
-  const plain = sodium.crypto_secretbox_open_easy(ciphertext, nonce, secret.subarray(0, KEY_BYTES));
+  const messageKey = secret.subarray(0, KEY_BYTES);
+  const plain = sodium.crypto_secretbox_open_easy(ciphertext, nonce, messageKey);
   const content = JSON.parse(sodium.to_string(plain));
   if (content === null || typeof content !== "object" || Array.isArray(content)) return null;
   if (!sameId(content.v, CONTENT_VERSION)) return null;
   // Inside the encryption, so the server cannot replay it into another conversation.
   if (!sameId(content.conversation, message.conversation)) return null;
   if (typeof content.client_id !== "string" || content.client_id !== message.client_id) return null;
-  return content;
+  return { content, key: toBase64(messageKey) };
 }
 
 /** Compare ids whether they travel as numbers or text; anything else never matches. */

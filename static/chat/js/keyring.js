@@ -227,6 +227,19 @@ export class KeyRing extends EventTarget {
     return { ...message, decrypted: { status: known ? "failed" : "unknown" } };
   }
 
+  /** Return {text, key} for reporting a message I can read: what I read and its message key. */
+  evidence(message) {
+    if (!this.keyPair || !message.ciphertext) return null;
+    const senderId = message.sender?.id;
+    const pin = this.pins.get(senderId);
+    const candidates = senderId === this.me.id ? [this.keyPair.publicKey] : [pin?.publicKey, ...(pin?.previous ?? []).map((key) => key.publicKey)];
+    for (const key of candidates.filter(Boolean)) {
+      const opened = e2e.openMessageWithKey(message, key, this.keyPair.privateKey);
+      if (opened && typeof opened.content.text === "string") return { text: opened.content.text, key: opened.key };
+    }
+    return null;
+  }
+
   open(message, senderPublicKey) {
     const content = e2e.openMessage(message, senderPublicKey, this.keyPair.privateKey);
     return content && typeof content.text === "string" ? content.text : null;

@@ -302,5 +302,6 @@ const FRAME_HANDLERS = {
   "conversation.updated": forward("conversation-updated"),
   "conversation.removed": ChatSocket.prototype.conversationRemoved,
   "key.changed": forward("key-changed"),
+  "report.handled": forward("report-handled"),
   error: ChatSocket.prototype.error,
 };
