@@ -46,7 +46,7 @@ class UploadLimitHandler(FileUploadHandler):
 
 @csrf_exempt
 def attachments(request):
-    """POST a file (multipart `file`, `conversation`, optional `kind`, `duration`): 201 and the attachment."""
+    """POST a file (multipart `file`, `conversation`, optional `kind`, `duration`, `poster`): 201 and the attachment."""
     limiter = None
     if request.method == "POST" and request.user.is_authenticated:
         length = request.META.get("CONTENT_LENGTH") or ""
@@ -79,6 +79,7 @@ def _attachment_upload(request, limiter):
         upload=upload,
         kind=request.POST.get("kind") or "file",
         duration=request.POST.get("duration") or None,
+        poster=request.FILES.get("poster"),
     )
     return JsonResponse(events.attachment_json(attachment), status=201)
 

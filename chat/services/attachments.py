@@ -112,6 +112,7 @@ def attachment_create(
     upload,
     kind: str = "file",
     duration: float | None = None,
+    poster=None,
 ) -> Attachment:
     """Check and store an upload for a conversation the uploader belongs to; nothing is kept on failure."""
     member_check(user=uploader, conversation_id=conversation_id)
@@ -130,11 +131,11 @@ def attachment_create(
         files = {"file": upload}
         attachment.size = upload.size
     else:
-        files = _plaintext_prepare(attachment, upload, kind=kind, duration=duration)
+        files = _plaintext_prepare(attachment, upload, kind=kind, duration=duration, poster=poster)
     return _attachment_store(attachment, files)
 
 
-def _plaintext_prepare(attachment: Attachment, upload, *, kind: str, duration) -> dict:
+def _plaintext_prepare(attachment: Attachment, upload, *, kind: str, duration, poster=None) -> dict:
     """Fill in the attachment's fields from a checked plaintext upload; return the files to store."""
     attachment.name = _file_name(getattr(upload, "name", ""))
     declared = _declared_type(getattr(upload, "content_type", ""))
@@ -153,6 +154,10 @@ def _plaintext_prepare(attachment: Attachment, upload, *, kind: str, duration) -
         attachment.kind = Kind.VOICE if kind == "voice" else Kind.VIDEO
         attachment.content_type = f"{'audio' if kind == 'voice' else 'video'}/{container}"
         attachment.duration = _duration_check(duration)
+        if kind == "video" and poster is not None:
+            # A frame the browser took while recording: checked and re-encoded like any picture.
+            attachment.size = upload.size
+            return {"file": upload, "thumbnail": ContentFile(_thumbnail(_picture_open(poster)), name="poster")}
     else:
         attachment.kind = Kind.FILE
         if declared in INLINE_TYPES and declared.split("/")[1] != container:
@@ -163,16 +168,26 @@ def _plaintext_prepare(attachment: Attachment, upload, *, kind: str, duration) -
     return {"file": upload}
 
 
-def _picture_prepare(attachment: Attachment, upload) -> dict:
+def _picture_open(upload, field: str = "poster") -> Image.Image:
+    if upload.size > settings.ATTACHMENT_MAX_BYTES:
+        raise _too_large()
     try:
-        image = picture_open(upload, max_pixels=settings.ATTACHMENT_MAX_PIXELS)
+        return picture_open(upload, max_pixels=settings.ATTACHMENT_MAX_PIXELS)
     except InvalidPicture as error:
-        raise Invalid(str(error), field="file") from None
+        raise Invalid(str(error), field=field) from None
+
+
+def _thumbnail(image: Image.Image) -> bytes:
+    box = settings.ATTACHMENT_THUMBNAIL_SIZE
+    return picture_encode(ImageOps.contain(image, (box, box), Image.Resampling.LANCZOS), quality=75)
+
+
+def _picture_prepare(attachment: Attachment, upload) -> dict:
+    image = _picture_open(upload, field="file")
     image_format = image.format
     # A fresh encode in the same format: the pixels survive, EXIF and GPS do not.
     picture = _picture_bytes(image, image_format)
-    box = settings.ATTACHMENT_THUMBNAIL_SIZE
-    thumbnail = picture_encode(ImageOps.contain(image, (box, box), Image.Resampling.LANCZOS), quality=75)
+    thumbnail = _thumbnail(image)
     attachment.kind = Kind.PICTURE
     attachment.content_type = PICTURE_TYPE_OF_FORMAT[image_format]
     attachment.width, attachment.height = image.size

@@ -261,6 +261,23 @@ def test_voice_and_video_are_checked_by_container_and_carry_duration(alice, bob,
     assert Attachment.objects.count() == 3
 
 
+def test_video_message_poster_becomes_its_checked_thumbnail(alice, bob, client_of):
+    channel = make_channel(alice, bob)
+    client = client_of(alice)
+    poster = SimpleUploadedFile("poster.jpg", jpeg_with_exif((320, 240)), content_type="image/jpeg")
+    video = SimpleUploadedFile("v.webm", WEBM, content_type="video/webm")
+    form = {"file": video, "poster": poster, "conversation": channel.pk, "kind": "video", "duration": "4.2"}
+    attachment = client.post("/api/attachments/", form).json()
+    assert attachment["content_type"] == "video/webm"
+    thumbnail = body_of(client.get(attachment["thumbnail_url"]))
+    assert Image.open(io.BytesIO(thumbnail)).format == "WEBP"
+    assert b"SpyCam" not in thumbnail
+    bad = SimpleUploadedFile("poster.jpg", b"<svg/>", content_type="image/jpeg")
+    video = SimpleUploadedFile("v.webm", WEBM, content_type="video/webm")
+    form = {"file": video, "poster": bad, "conversation": channel.pk, "kind": "video", "duration": "4.2"}
+    assert error_of(client.post("/api/attachments/", form), 400, "invalid")["field"] == "poster"
+
+
 def test_encrypted_conversation_stores_an_opaque_blob_without_name_or_type(alice, bob, client_of):
     direct = make_direct(alice, bob)
     group = make_group(alice, bob, encrypted=True, name="secret")
