@@ -100,7 +100,7 @@ def attachment_thumbnail(request, attachment_id: int):
 
 
 def _serve(request, name: str, content_type: str, filename: str, *, inline: bool):
-    disposition = content_disposition_header(not inline, filename or None) or "attachment"
+    disposition = content_disposition_header(not inline, filename or None) or ("inline" if inline else "attachment")
     if settings.ATTACHMENT_SIGNED_URL_SECONDS and settings.MEDIA_STORAGE == "s3":
         # The bucket serves the bytes from its own origin under a short-lived signature.
         url = default_storage.url(

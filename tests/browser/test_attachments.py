@@ -81,6 +81,12 @@ def record(page, kind: str, seconds: float, artifacts_dir=None, screenshot: str 
     expect(recorder).to_be_hidden()
 
 
+def loaded(image):
+    """Wait for an image to have a source (set once known, or decrypted) and to finish loading it."""
+    expect(image).to_have_attribute("src", re.compile(r"^(blob:|/api/attachments/)"))
+    expect(image).to_have_js_property("complete", True)
+
+
 def wait_playing(page, locator, *, seconds: float = 0.3):
     """Wait until the media element reports a finite positive duration and its time moves on."""
     page.wait_for_function(
@@ -112,7 +118,7 @@ def test_plaintext_channel_pictures_files_and_voice(browser, live_url, alice, bo
     )
     picture = bob_page.locator("#messages .attachment-picture")
     expect(picture).to_have_count(1)
-    expect(picture.locator("img")).to_have_js_property("complete", True)
+    loaded(picture.locator("img"))
     assert picture.locator("img").evaluate("img => img.naturalWidth") > 100
     html_card = bob_page.locator("#messages .attachment-file", has_text="page.html")
     expect(html_card).to_contain_text("text/html")
@@ -129,7 +135,7 @@ def test_plaintext_channel_pictures_files_and_voice(browser, live_url, alice, bo
     picture.click()
     lightbox = bob_page.get_by_role("dialog", name="holiday.jpg")
     expect(lightbox).to_be_visible()
-    expect(lightbox.locator("img")).to_have_js_property("complete", True)
+    loaded(lightbox.locator("img"))
     assert lightbox.locator("img").evaluate("img => img.naturalWidth") == 800
     bob_page.keyboard.press("Escape")
     expect(lightbox).to_be_hidden()
@@ -147,6 +153,18 @@ def test_plaintext_channel_pictures_files_and_voice(browser, live_url, alice, bo
     assert 1.5 < voice.duration < 5
     assert stored_bytes(voice)[:4] in {MAGIC["webm"], MAGIC["ogg"]}
     bob_page.screenshot(path=str(artifacts_dir / "attachments-channel.png"))
+
+    # On a phone-sized screen the composer's buttons still fit and are reachable by keyboard.
+    alice_page.set_viewport_size({"width": 390, "height": 780})
+    for name in ("Attach files", "Record a voice note", "Record a video message", "Send"):
+        button = alice_page.get_by_role("button", name=name, exact=True)
+        expect(button).to_be_visible()
+        box = button.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, name
+    alice_page.get_by_label("Message", exact=True).focus()
+    alice_page.keyboard.press("Shift+Tab")
+    expect(alice_page.get_by_role("button", name="Attach files")).to_be_focused()
+    alice_page.screenshot(path=str(artifacts_dir / "attachments-phone.png"))
     assert errors == []
 
 
@@ -210,12 +228,12 @@ def test_encrypted_direct_voice_video_picture_and_pdf(browser, live_url, alice, 
     assert video.evaluate("media => media.videoWidth") > 0
 
     picture = messages.locator(".attachment-picture")
-    expect(picture.locator("img")).to_have_js_property("complete", True)
+    loaded(picture.locator("img"))
     assert picture.locator("img").evaluate("img => img.naturalWidth") == 320
     bob_page.screenshot(path=str(artifacts_dir / "attachments-encrypted.png"))
     picture.click()
     lightbox = bob_page.get_by_role("dialog", name="holiday.jpg")
-    expect(lightbox.locator("img")).to_have_js_property("complete", True)
+    loaded(lightbox.locator("img"))
     assert lightbox.locator("img").evaluate("img => img.naturalWidth") == 800
     assert lightbox.locator("img").get_attribute("src").startswith("blob:")
     bob_page.screenshot(path=str(artifacts_dir / "attachments-lightbox.png"))

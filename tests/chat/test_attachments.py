@@ -238,6 +238,8 @@ def test_plaintext_picture_loses_its_exif_and_gains_a_thumbnail(alice, bob, clie
     assert image.getpixel((10, 10))[0] > 150
     thumbnail = client_of(bob).get(attachment["thumbnail_url"])
     assert thumbnail["Content-Type"] == "image/webp"
+    assert thumbnail["Content-Disposition"] == "inline"
+    assert thumbnail["X-Content-Type-Options"] == "nosniff"
     small = Image.open(io.BytesIO(body_of(thumbnail)))
     assert max(small.size) <= 480
 

@@ -17,6 +17,8 @@ const PICTURES = new Set(["image/jpeg", "image/png", "image/webp", "image/gif"])
 const THUMBNAIL_PX = 320;
 const JPEG_QUALITY = 0.9;
 const THUMBNAIL_QUALITY = 0.7;
+// Well inside CHAT_CIPHERTEXT_MAX_BYTES once in base64 with the rest of the content.
+const THUMBNAIL_MAX_BYTES = 24 * 1024;
 
 export class AttachmentComposer {
   constructor({ store, keys, actions, limits, elements }) {
@@ -158,8 +160,7 @@ export class AttachmentComposer {
 
   row(item) {
     const name = item.file.name || "file";
-    const label =
-      item.state === "failed" ? `Not sent: ${item.error}` : item.state === "preparing" ? "Preparing…" : `Uploading… ${Math.round(item.progress * 100)}%`;
+    const label = item.state === "failed" ? `Not sent: ${item.error}` : item.state === "preparing" ? "Preparing…" : progressLabel(item);
     const progress = el("progress", { max: 1, value: item.progress, "aria-label": `Upload of ${name}` });
     const buttons = [];
     if (item.state === "failed") {
@@ -185,8 +186,13 @@ export class AttachmentComposer {
     if (!row) return;
     row.querySelector("progress")?.setAttribute("value", String(item.progress));
     const status = row.querySelector(".upload-status");
-    if (status) status.textContent = `Uploading… ${Math.round(item.progress * 100)}%`;
+    if (status) status.textContent = progressLabel(item);
   }
+}
+
+function progressLabel(item) {
+  // Sent, but the server is still checking and storing it.
+  return item.progress >= 1 ? "Processing…" : `Uploading… ${Math.round(item.progress * 100)}%`;
 }
 
 function uploadError(status, answer) {
@@ -242,12 +248,21 @@ export async function redrawPicture(file, type) {
     // Transparency survives as PNG; a photo stays a JPEG.
     const outType = type === "image/jpeg" ? "image/jpeg" : "image/png";
     const full = await encode(bitmap, width, height, outType, JPEG_QUALITY);
-    const scale = Math.min(1, THUMBNAIL_PX / Math.max(width, height));
-    const small = await encode(bitmap, Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale)), "image/jpeg", THUMBNAIL_QUALITY);
-    return { bytes: full, type: outType, width, height, thumbnail: e2e.toBase64(small) };
+    return { bytes: full, type: outType, width, height, thumbnail: e2e.toBase64(await thumbnail(bitmap)) };
   } finally {
     bitmap.close();
   }
+}
+
+/** A small JPEG of the picture; it rides inside the encrypted message, so it must stay small. */
+async function thumbnail(bitmap) {
+  let small;
+  for (const [px, quality] of [[THUMBNAIL_PX, THUMBNAIL_QUALITY], [THUMBNAIL_PX, 0.5], [200, 0.5]]) {
+    const scale = Math.min(1, px / Math.max(bitmap.width, bitmap.height));
+    small = await encode(bitmap, Math.max(1, Math.round(bitmap.width * scale)), Math.max(1, Math.round(bitmap.height * scale)), "image/jpeg", quality);
+    if (small.length <= THUMBNAIL_MAX_BYTES) break;
+  }
+  return small;
 }
 
 async function encode(bitmap, width, height, type, quality) {
