@@ -154,6 +154,43 @@ def test_plaintext_channel_pictures_files_and_voice(browser, live_url, alice, bo
     assert stored_bytes(voice)[:4] in {MAGIC["webm"], MAGIC["ogg"]}
     bob_page.screenshot(path=str(artifacts_dir / "attachments-channel.png"))
 
+    # An upload that fails can be tried again; one that is cancelled sends nothing.
+    failures = []
+
+    def fail_once(route):
+        if not failures:
+            failures.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    alice_page.route("**/api/attachments/", fail_once)
+    alice_page.locator("#file-input").set_input_files(
+        [{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"second try"}]
+    )
+    queue = alice_page.locator("#upload-queue")
+    expect(queue.get_by_role("alert")).to_contain_text("Not sent: Cannot reach the server.")
+    queue.get_by_role("button", name="Try sending notes.txt again").click()
+    expect(queue).to_be_hidden()
+    expect(bob_page.locator("#messages .attachment-file", has_text="notes.txt")).to_be_visible()
+    alice_page.unroute("**/api/attachments/")
+    assert len(failures) == 1
+    # The browser logs the aborted request itself; that console error is expected.
+    assert errors and all("ERR_FAILED" in error for error in errors), errors
+    errors.clear()
+
+    # Alice deletes the HTML file's message: it leaves Bob's screen and the storage.
+    html_row = Attachment.objects.get(conversation=channel, name="page.html")
+    html_name = html_row.file.name
+    html_message = alice_page.locator("#messages .message", has_text="page.html")
+    html_message.hover()
+    html_message.get_by_role("button", name="Delete your message").click()
+    alice_page.locator("#confirm-dialog").get_by_role("button", name="Delete").click()
+    expect(bob_page.locator("#messages .attachment-file", has_text="page.html")).to_have_count(0)
+    expect(bob_page.locator("#messages")).to_contain_text("This message was deleted.")
+    assert not Attachment.objects.filter(pk=html_row.pk).exists()
+    assert not default_storage.exists(html_name)
+
     # On a phone-sized screen the composer's buttons still fit and are reachable by keyboard.
     alice_page.set_viewport_size({"width": 390, "height": 780})
     for name in ("Attach files", "Record a voice note", "Record a video message", "Send"):

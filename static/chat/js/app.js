@@ -1,7 +1,7 @@
 // The chat page: wires the socket and the HTTP API to the store and the view modules.
 
 import { api } from "./api.js";
-import { useLightbox } from "./attachment-view.js";
+import { releaseAttachment, useLightbox } from "./attachment-view.js";
 import { AttachmentComposer } from "./attachments.js";
 import { ConversationList } from "./conversation-list.js";
 import { NewConversationDialog, confirmAction } from "./dialogs.js";
@@ -532,6 +532,7 @@ socket.addEventListener("deleted", ({ detail }) => {
   const log = store.log(detail.conversation);
   const message = log.byId.get(detail.id);
   if (message) log.byId.set(detail.id, { ...message, deleted: true, body: "" });
+  if (message?.attachment) releaseAttachment(message.attachment.id);
   const conversation = store.conversations.get(detail.conversation);
   if (conversation?.last_message?.id === detail.id) conversation.last_message = { ...conversation.last_message, deleted: true };
   if (detail.conversation === store.activeId) pane.render();

@@ -41,6 +41,14 @@ export function releaseMedia(keepConversationId = null) {
   }
 }
 
+/** Revoke the blob URLs of one attachment (its message was deleted). */
+export function releaseAttachment(id) {
+  for (const key of [`file:${id}`, `thumb:${id}`]) {
+    blobUrls.get(key)?.promise.then((url) => URL.revokeObjectURL(url)).catch(() => {});
+    blobUrls.delete(key);
+  }
+}
+
 function describePlain(server) {
   const type = server.content_type || "application/octet-stream";
   let kind = "file";
