@@ -3,7 +3,9 @@
 import base64
 import io
 import json
+import time
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
@@ -469,3 +471,48 @@ def test_encrypted_blob_of_a_largest_file_fits_and_one_byte_more_does_not(alice,
     assert upload(client_of(alice), direct, blob, name="blob").status_code == 201
     too_big = e2e.seal_file(b"\x01" * 250_000)["blob"]
     error_of(upload(client_of(alice), direct, too_big, name="blob"), 413, "too_large")
+
+
+def test_members_can_be_redirected_to_a_short_lived_signed_bucket_url(alice, bob, carol, client_of, settings):
+    """With MEDIA_STORAGE=s3 the bucket serves the bytes; signing a URL needs no network."""
+    channel = make_channel(alice, bob)
+    message = send(alice, channel, "see attached")
+    attachment = Attachment.objects.create(
+        conversation=channel,
+        uploader=alice,
+        message=message,
+        file=f"attachments/{channel.pk}/0123abcd",
+        name="report.pdf",
+        content_type="application/pdf",
+        size=3,
+    )
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": "chat-files",
+                "endpoint_url": "https://s3.example.com",
+                "region_name": "us-east-1",
+                "access_key": "AKIDEXAMPLE",
+                "secret_key": "not-a-real-secret",
+                "default_acl": "private",
+                "querystring_auth": True,
+            },
+        },
+    }
+    settings.MEDIA_STORAGE = "s3"
+    settings.ATTACHMENT_SIGNED_URL_SECONDS = 60
+    url = f"/api/attachments/{attachment.pk}/file/"
+    response = client_of(bob).get(url)
+    assert response.status_code == 302
+    location = response["Location"]
+    assert location.startswith(f"https://s3.example.com/chat-files/attachments/{channel.pk}/0123abcd?")
+    query = parse_qs(urlsplit(location).query)
+    if "X-Amz-Expires" in query:  # signature version 4
+        assert query["X-Amz-Expires"] == ["60"] and query["X-Amz-Signature"]
+    else:
+        assert 0 < int(query["Expires"][0]) - time.time() <= 61 and query["Signature"]
+    assert query["response-content-disposition"] == ['attachment; filename="report.pdf"']
+    assert response["Cache-Control"].startswith("private")
+    assert client_of(carol).get(url).status_code == 404
