@@ -148,6 +148,7 @@ def test_plaintext_channel_pictures_files_and_voice(browser, live_url, alice, bo
     bob_page.locator("#messages .attachment-voice").get_by_role("button", name="Play voice note").click()
     state = wait_playing(bob_page, audio)
     assert 1.5 < state["duration"] < 5
+    expect(conversation_button(bob_page, "general")).to_contain_text("Alice Liddell: Voice note")
     voice = Attachment.objects.get(conversation=channel, kind="voice")
     assert voice.content_type in {"audio/webm", "audio/ogg"}
     assert 1.5 < voice.duration < 5
@@ -285,6 +286,9 @@ def test_encrypted_direct_voice_video_picture_and_pdf(browser, live_url, alice, 
     assert abs(image.getpixel((20, 20))[0] - 200) < 20
     assert redrawn["width"] == 800
 
+    expect(conversation_button(bob_page, "Alice Liddell")).to_contain_text(
+        re.compile(r"Alice Liddell: (Picture|File: report.pdf)")
+    )
     card = messages.locator(".attachment-file", has_text="report.pdf")
     expect(card).to_contain_text("application/pdf")
     with bob_page.expect_download() as download_info:

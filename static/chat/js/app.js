@@ -1,7 +1,7 @@
 // The chat page: wires the socket and the HTTP API to the store and the view modules.
 
 import { api } from "./api.js";
-import { releaseAttachment, useLightbox } from "./attachment-view.js";
+import { attachmentSummary, releaseAttachment, useLightbox } from "./attachment-view.js";
 import { AttachmentComposer } from "./attachments.js";
 import { ConversationList } from "./conversation-list.js";
 import { NewConversationDialog, confirmAction } from "./dialogs.js";
@@ -501,7 +501,7 @@ socket.addEventListener("message", ({ detail }) => {
     pane.render({ appended: true });
     pane.renderTyping();
     markReadIfLooking();
-    if (fromOthers && isNew) announce(`${displayName(message.sender)}: ${messageText(message) ?? "Encrypted message"}`);
+    if (fromOthers && isNew) announce(`${displayName(message.sender)}: ${messageText(message) || attachmentSummary(message) || (messageText(message) ?? "Encrypted message")}`);
   }
   if (live && fromOthers && isNew) notifier.incoming(message);
   list.render();

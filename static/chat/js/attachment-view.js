@@ -41,6 +41,16 @@ export function releaseMedia(keepConversationId = null) {
   }
 }
 
+/** Return a few words for a message's attachment ("Voice note"), for previews, or "" if none. */
+export function attachmentSummary(message) {
+  if (!message?.attachment || message.deleted) return "";
+  const secret = message.decrypted?.attachment;
+  if (message.decrypted && !secret) return "";
+  const item = secret ? { kind: KINDS.has(secret.kind) ? secret.kind : "file", name: secret.name } : describePlain(message.attachment);
+  const words = { picture: "Picture", voice: "Voice note", video: "Video message" }[item.kind];
+  return words ?? `File: ${item.name || "file"}`;
+}
+
 /** Revoke the blob URLs of one attachment (its message was deleted). */
 export function releaseAttachment(id) {
   for (const key of [`file:${id}`, `thumb:${id}`]) {
