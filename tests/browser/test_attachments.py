@@ -70,14 +70,14 @@ def record(page, kind: str, seconds: float, artifacts_dir=None, screenshot: str 
     if screenshot:
         page.screenshot(path=str(artifacts_dir / screenshot))
     if kind == "voice":
-        recorder.get_by_role("button", name="Send").click()
+        recorder.get_by_role("button", name="Send voice note").click()
     else:
         recorder.get_by_role("button", name="Stop").click()
         expect(page.locator("#recorder-status")).to_have_text("Your video message: send it?")
         expect(page.locator("#recorder-review")).to_be_visible()
         if screenshot:
             page.screenshot(path=str(artifacts_dir / screenshot.replace(".png", "-review.png")))
-        recorder.get_by_role("button", name="Send").click()
+        recorder.get_by_role("button", name="Send video message").click()
     expect(recorder).to_be_hidden()
 
 
@@ -141,10 +141,18 @@ def test_plaintext_channel_pictures_files_and_voice(browser, live_url, alice, bo
     expect(lightbox).to_be_hidden()
     expect(picture).to_be_focused()
 
+    # A recording that is cancelled sends nothing, and focus goes back to its button.
+    alice_page.get_by_role("button", name="Record a voice note").click()
+    expect(alice_page.locator("#recorder-timer")).to_contain_text("0:01", timeout=5000)
+    alice_page.get_by_role("button", name="Cancel voice note").click()
+    expect(alice_page.locator("#recorder")).to_be_hidden()
+    expect(alice_page.get_by_role("button", name="Record a voice note")).to_be_focused()
+
     # A voice note, recorded and played on the other side.
     record(alice_page, "voice", 2.5)
     audio = bob_page.locator("#messages .attachment-voice audio")
     expect(audio).to_have_count(1)
+    assert Attachment.objects.filter(conversation=channel, kind="voice").count() == 1
     bob_page.locator("#messages .attachment-voice").get_by_role("button", name="Play voice note").click()
     state = wait_playing(bob_page, audio)
     assert 1.5 < state["duration"] < 5

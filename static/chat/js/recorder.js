@@ -84,7 +84,10 @@ export class Recorder {
     }
     stop.hidden = !video;
     send.hidden = video;
+    // Named apart from the composer's own Send button, which stays on screen.
+    send.setAttribute("aria-label", video ? "Send video message" : "Send voice note");
     cancel.textContent = "Cancel";
+    cancel.setAttribute("aria-label", video ? "Cancel video message" : "Cancel voice note");
     (video ? stop : send).focus();
   }
 
@@ -129,6 +132,7 @@ export class Recorder {
     stop.hidden = true;
     send.hidden = false;
     cancel.textContent = "Discard";
+    cancel.setAttribute("aria-label", "Discard video message");
     send.focus();
   }
 
