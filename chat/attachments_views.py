@@ -16,7 +16,7 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from chat import events, services
-from chat.services.attachments import INLINE_TYPES, request_limit, upload_limit
+from chat.services.attachments import INLINE_TYPES, request_limit, upload_limit, upload_too_large
 from chatterbox.api import api_error, api_view
 from chatterbox.errors import Invalid, TooLarge
 
@@ -67,7 +67,7 @@ def attachments(request):
 def _attachment_upload(request, limiter):
     upload = request.FILES.get("file")
     if limiter is not None and limiter.exceeded:
-        raise services.attachments._too_large()
+        raise upload_too_large()
     if upload is None:
         raise Invalid("Send the file as multipart form field `file`.", field="file")
     conversation = request.POST.get("conversation", "")
@@ -186,7 +186,7 @@ class UploadSizeGuard:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == UPLOAD_PATH:
             length = dict(scope.get("headers") or []).get(b"content-length", b"")
             if length.isdigit() and int(length) > request_limit():
-                error = services.attachments._too_large()
+                error = upload_too_large()
                 body = json.dumps({"error": error.code, "detail": error.detail, **error.extra}).encode()
                 headers = [
                     (b"content-type", b"application/json"),

@@ -86,11 +86,11 @@ def request_limit() -> int:
 def upload_precheck(*, user: User, length: int) -> None:
     """Refuse an upload by the length its request announces, before its body is read."""
     if length > request_limit():
-        raise _too_large()
+        raise upload_too_large()
     _quota_check(user, max(0, length - MULTIPART_OVERHEAD))
 
 
-def _too_large() -> TooLarge:
+def upload_too_large() -> TooLarge:
     limit = settings.ATTACHMENT_MAX_BYTES
     return TooLarge(f"A file may be at most {filesizeformat(limit)}.", limit=limit)
 
@@ -118,7 +118,7 @@ def attachment_create(
     member_check(user=uploader, conversation_id=conversation_id)
     conversation = Conversation.objects.get(pk=conversation_id)
     if upload.size > upload_limit(encrypted=conversation.encrypted):
-        raise _too_large()
+        raise upload_too_large()
     if upload.size == 0:
         raise Invalid("The file is empty.", field="file")
     _quota_check(uploader, upload.size)
@@ -170,7 +170,7 @@ def _plaintext_prepare(attachment: Attachment, upload, *, kind: str, duration, p
 
 def _picture_open(upload, field: str = "poster") -> Image.Image:
     if upload.size > settings.ATTACHMENT_MAX_BYTES:
-        raise _too_large()
+        raise upload_too_large()
     try:
         return picture_open(upload, max_pixels=settings.ATTACHMENT_MAX_PIXELS)
     except InvalidPicture as error:
