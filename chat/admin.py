@@ -1,8 +1,9 @@
 from django.contrib import admin, messages
+from django.template.defaultfilters import filesizeformat
 from django.utils.text import Truncator
 
 from chat import services
-from chat.models import Conversation, Membership, Message
+from chat.models import Attachment, Conversation, Membership, Message
 from chatterbox.errors import DomainError
 
 
@@ -139,3 +140,51 @@ class MessageAdmin(admin.ModelAdmin):
     def delete_messages(self, request, queryset):
         self.delete_queryset(request, queryset)
         self.message_user(request, f"Deleted {queryset.count()} message(s).", messages.SUCCESS)
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    """Moderators see what is stored and by whom; in encrypted conversations only the size is known."""
+
+    list_display = ["id", "__str__", "kind", "content_type", "size_display", "uploader", "conversation", "message"]
+    list_filter = ["kind", "conversation__kind", "conversation__encrypted", ("message", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "uploader__username", "conversation__name"]
+    list_select_related = ["uploader", "conversation"]
+    date_hierarchy = "created_at"
+    fields = [
+        "conversation",
+        "uploader",
+        "message",
+        "kind",
+        "name",
+        "content_type",
+        "size",
+        "width",
+        "height",
+        "duration",
+        "file",
+        "thumbnail",
+        "created_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Size", ordering="size")
+    def size_display(self, attachment):
+        return filesizeformat(attachment.size)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        # A sent file goes with its message, so that clients remove both; an unsent one simply goes.
+        if obj.message_id:
+            services.message_delete(actor=request.user, message_id=obj.message_id)
+        else:
+            obj.delete()
+
+    def delete_queryset(self, request, queryset):
+        for attachment in queryset:
+            self.delete_model(request, attachment)

@@ -39,7 +39,6 @@ FIELD_KINDS = {
     "limit": (lambda v: _integer(v) and 1 <= v <= services.HISTORY_PAGE_MAX, "an integer from 1 to 100"),
     "text": (lambda v: isinstance(v, str), "a string"),
     "object": (lambda v: isinstance(v, dict), "an object"),
-    "unsupported": (lambda v: False, "left out: attachments are not available on this server yet"),
 }
 
 # Client frames: field -> (kind, required). Other fields are ignored; null counts as absent.
@@ -51,7 +50,7 @@ FRAMES = {
         **CONTENT_FIELDS,
         "keys": ("object", False),
         "reply_to": ("id", False),
-        "attachment": ("unsupported", False),
+        "attachment": ("id", False),
     },
     "message.edit": {"id": ("id", True), **CONTENT_FIELDS, "keys": ("object", False)},
     "message.delete": {"id": ("id", True)},

@@ -11,10 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.urls import reverse
 
 from accounts.api import user_json
 from accounts.models import User, UserKey
-from chat.models import Membership
+from chat.models import Attachment, Membership
 
 
 def user_group(user_id: int) -> str:
@@ -100,6 +101,30 @@ def conversation_json_for(conversation) -> dict:
     }
 
 
+def attachment_json(attachment) -> dict:
+    """Return the attachment object; in an encrypted conversation name and type stay blank."""
+    return {
+        "id": attachment.pk,
+        "url": reverse("api_attachment_file", kwargs={"attachment_id": attachment.pk}),
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "name": attachment.name,
+        "thumbnail_url": reverse("api_attachment_thumbnail", kwargs={"attachment_id": attachment.pk})
+        if attachment.thumbnail
+        else None,
+        "width": attachment.width,
+        "height": attachment.height,
+        "duration": attachment.duration,
+    }
+
+
+def _attachment_of(message):
+    try:
+        return message.attachment
+    except Attachment.DoesNotExist:
+        return None
+
+
 def message_json(message, *, encrypted: bool) -> dict:
     """Return the message object without the recipient's own key (see message_json_for)."""
     shared = {
@@ -113,6 +138,8 @@ def message_json(message, *, encrypted: bool) -> dict:
         "deleted": message.deleted,
         "reply_to": message.reply_to_id,
     }
+    attachment = None if message.deleted else _attachment_of(message)
+    shared["attachment"] = attachment_json(attachment) if attachment is not None else None
     if encrypted and message.kind != "system":
         # A deleted message keeps no ciphertext: the fields stay, empty.
         shared["ciphertext"] = message.ciphertext or None

@@ -5,6 +5,14 @@ write checks permission, writes in one transaction and schedules its broadcast o
 One module per entity; callers keep `from chat import services`.
 """
 
+from chat.services.attachments import (
+    attachment_claim,
+    attachment_create,
+    attachment_discard,
+    attachment_readable,
+    attachments_cleanup,
+    upload_precheck,
+)
 from chat.services.conversations import (
     NAME_MAX,
     TOPIC_MAX,
@@ -38,6 +46,11 @@ __all__ = [
     "ID_MAX",
     "NAME_MAX",
     "TOPIC_MAX",
+    "attachment_claim",
+    "attachment_create",
+    "attachment_discard",
+    "attachment_readable",
+    "attachments_cleanup",
     "channel_join",
     "conversation_create",
     "conversation_delete",
@@ -57,4 +70,5 @@ __all__ = [
     "message_send",
     "read_mark",
     "socket_session",
+    "upload_precheck",
 ]

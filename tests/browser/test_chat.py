@@ -65,6 +65,8 @@ def test_chat_page_needs_sign_in_and_hands_its_data_to_the_script(client, client
             "message_max_length": settings.CHAT_MESSAGE_MAX_CHARS,
             "group_max_members": settings.CHAT_GROUP_MAX_MEMBERS,
             "history_page": 50,
+            "attachment_max_bytes": settings.ATTACHMENT_MAX_BYTES,
+            "attachment_max_seconds": settings.ATTACHMENT_MAX_SECONDS,
         },
     }
     # The strict CSP holds: every script is a file or inert JSON, and no element has a style attribute.

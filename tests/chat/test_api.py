@@ -302,6 +302,7 @@ def test_history_paging(alice, bob, client_of, no_rate_limit):
         "edited_at": None,
         "deleted": False,
         "reply_to": None,
+        "attachment": None,
         "body": "m6",
     }
 

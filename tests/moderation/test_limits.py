@@ -137,3 +137,22 @@ def test_the_client_address_is_read_from_the_right(settings, proxies, forwarded,
     settings.TRUSTED_PROXY_COUNT = proxies
     request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR=forwarded)
     assert limits.client_address(request) == expected
+
+
+def test_the_upload_endpoint_is_limited(tight, alice, client_of):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from chat.models import Attachment
+
+    client = client_of(established(alice))
+    channel = make_channel(alice)
+
+    def upload():
+        file = SimpleUploadedFile("notes.txt", b"hello", content_type="text/plain")
+        return client.post("/api/attachments/", {"file": file, "conversation": channel.pk})
+
+    assert [upload().status_code for _ in range(2)] == [201, 201]
+    refused = upload()
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "rate_limited"
+    assert Attachment.objects.count() == 2

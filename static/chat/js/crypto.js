@@ -386,3 +386,43 @@ function effectiveLength(text) {
   }
   return length;
 }
+
+// Attachments are padded to a size bucket before encryption, so a blob's length says little.
+const PAD_MIN_BYTES = 256;
+
+/** Return the bucket a file of `size` bytes is padded to (Padmé, at most ~12% larger); as client/e2e.py. */
+export function paddedSize(size) {
+  const length = Math.max(size + 1, PAD_MIN_BYTES);
+  const exponent = Math.floor(Math.log2(length));
+  const lowBits = exponent - (Math.floor(Math.log2(exponent)) + 1);
+  const mask = 2 ** lowBits - 1;
+  // Arithmetic, not bitwise: files may pass 2^31 bytes one day.
+  return Math.ceil(length / (mask + 1)) * (mask + 1);
+}
+
+/** Return bytes || 0x80 || zeros up to their bucket (ISO/IEC 7816-4 padding). */
+export function padFile(bytes) {
+  const padded = new Uint8Array(paddedSize(bytes.length));
+  padded.set(bytes);
+  padded[bytes.length] = 0x80;
+  return padded;
+}
+
+/** Return the bytes without their padding, or null if it is malformed. */
+export function unpadFile(padded) {
+  let end = padded.length;
+  while (end > 0 && padded[end - 1] === 0) end--;
+  if (end === 0 || padded[end - 1] !== 0x80) return null;
+  return padded.subarray(0, end - 1);
+}
+
+/** Pad and encrypt an attachment: {blob, key, header}, as client/e2e.py seal_file. */
+export function sealFile(bytes) {
+  return encryptFile(padFile(bytes));
+}
+
+/** Return an attachment's bytes from its blob, or null if anything is wrong; never throws. */
+export function openFile(blob, key, header) {
+  const padded = decryptFile(blob, key, header);
+  return padded === null ? null : unpadFile(padded);
+}

@@ -1,6 +1,7 @@
 // The open conversation: its header, history (loading older pages on scroll up), each
 // message with its actions, the typing line and the composer.
 
+import { releaseMedia, renderAttachment } from "./attachment-view.js";
 import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, linkifiedText, placeInOrder } from "./dom.js";
 import { isMuted, verifiedBadge } from "./people.js";
 import { messageText } from "./store.js";
@@ -64,6 +65,7 @@ export class MessagePane {
     this.dom.body.hidden = !conversation;
     this.nodes.clear();
     this.dom.list.replaceChildren();
+    releaseMedia(this.shownId);
     this.setReply(null);
     this.editingId = null;
     if (!conversation) return;
@@ -117,6 +119,7 @@ export class MessagePane {
     notice.hidden = !blocked;
     this.dom.input.disabled = Boolean(blocked);
     this.dom.sendButton.disabled = Boolean(blocked);
+    for (const tool of this.dom.composer.querySelectorAll("[data-composer-tool]")) tool.disabled = Boolean(blocked);
   }
 
   /** Why nobody (archived) or I (muted by an admin) cannot write here, or null. */
@@ -337,13 +340,14 @@ export class MessagePane {
     const parts = [];
     const text = messageText(message);
     if (text !== null) {
-      parts.push(el("p", { class: "message-text" }, linkifiedText(text)));
+      // A file sent on its own has no caption to show.
+      if (text || !message.attachment) parts.push(el("p", { class: "message-text" }, linkifiedText(text)));
     } else {
       const unreadable = UNREADABLE[message.decrypted?.status] ?? UNREADABLE.failed;
       parts.push(el("p", { class: "message-text encrypted-text" }, icon("lock"), " ", unreadable(message)));
     }
     if (message.edited_at) parts.push(el("span", { class: "edited", title: new Date(message.edited_at).toLocaleString() }, "(edited)"));
-    if (message.attachment && typeof message.attachment === "object") parts.push(attachmentNode(message.attachment));
+    parts.push(renderAttachment(message));
     return el("div", { class: "message-content" }, parts);
   }
 
@@ -551,12 +555,4 @@ function snippet(message) {
   const text = messageText(message);
   if (text === null) return "Encrypted message";
   return text.length > QUOTE_LENGTH ? `${text.slice(0, QUOTE_LENGTH)}…` : text;
-}
-
-function attachmentNode(attachment) {
-  const link = { href: attachment.url, target: "_blank", rel: "noopener noreferrer" };
-  if (attachment.content_type?.startsWith("image/")) {
-    return el("a", { ...link, class: "attachment" }, el("img", { src: attachment.url, alt: attachment.name || "Image", loading: "lazy" }));
-  }
-  return el("a", { ...link, class: "attachment attachment-file" }, icon("file"), attachment.name || "Attachment");
 }
