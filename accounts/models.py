@@ -12,6 +12,8 @@ class User(AbstractUser):
     avatar = models.ImageField(upload_to="avatars/", blank=True)
     # Bumped on every new picture so browsers never show a cached old one.
     avatar_version = models.PositiveIntegerField(default=0)
+    # When the user's last open socket closed; "last seen" for people who are offline.
+    last_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["username"]

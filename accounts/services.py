@@ -1,6 +1,7 @@
 """Writes to accounts: every door (views, API, admin) goes through these."""
 
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.avatars import avatar_process
 from accounts.models import User
@@ -74,3 +75,8 @@ def user_unban(*, user: User) -> User:
     user.is_active = True
     user.save(update_fields=["is_active"])
     return user
+
+
+def user_seen(*, user_id: int) -> None:
+    """Record that the user's last socket just closed: the "last seen" others are shown."""
+    User.objects.filter(pk=user_id).update(last_seen_at=timezone.now())
