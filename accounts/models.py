@@ -14,6 +14,9 @@ class User(AbstractUser):
     avatar_version = models.PositiveIntegerField(default=0)
     # When the user's last open socket closed; "last seen" for people who are offline.
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # Why a moderator banned the account, and when; kept after the ban is lifted, for the record.
+    ban_reason = models.CharField(max_length=500, blank=True)
+    banned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["username"]

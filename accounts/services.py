@@ -63,10 +63,12 @@ def avatar_clear(*, user: User) -> User:
 
 
 @transaction.atomic
-def user_ban(*, user: User) -> User:
-    """Deactivate the account; on commit, tell the real-time layer to cut its sockets."""
+def user_ban(*, user: User, reason: str = "") -> User:
+    """Deactivate the account and record why; on commit, tell the real-time layer to cut its sockets."""
     user.is_active = False
-    user.save(update_fields=["is_active"])
+    user.ban_reason = reason.strip()[: User._meta.get_field("ban_reason").max_length]
+    user.banned_at = timezone.now()
+    user.save(update_fields=["is_active", "ban_reason", "banned_at"])
     transaction.on_commit(lambda: user_banned.send(sender=User, user_id=user.pk))
     return user
 
