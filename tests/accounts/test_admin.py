@@ -78,6 +78,14 @@ def test_ban_action_asks_for_a_reason_before_banning(admin_client, bob):
     assert "Posted phishing links in #general" in change_page
 
 
+def test_admin_groups_account_models_under_accounts(admin_client):
+    page = admin_client.get("/admin/")
+    sections = {app["name"]: [model["object_name"] for model in app["models"]] for app in page.context["app_list"]}
+    assert set(sections) == {"Accounts", "Chat"}
+    assert {"User", "ApiToken", "Group", "EmailAddress", "Authenticator"} <= set(sections["Accounts"])
+    assert 'rel="icon"' in page.content.decode()
+
+
 def test_ban_action_deactivates_and_signals_the_socket_layer(
     admin_client, root, bob, django_capture_on_commit_callbacks
 ):
