@@ -23,7 +23,8 @@ class ConversationAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("created_by")
+        # Direct conversations are named by their members ("alice & bob"): fetch them all at once.
+        return super().get_queryset(request).select_related("created_by").prefetch_related("memberships__user")
 
     def delete_model(self, request, obj):
         services.conversation_delete(conversation=obj)
@@ -41,6 +42,9 @@ class MembershipAdmin(admin.ModelAdmin):
     raw_id_fields = ["conversation", "user"]
     list_select_related = ["conversation", "user"]
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("conversation__memberships__user")
+
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
@@ -50,6 +54,11 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ["conversation__kind", "conversation__encrypted", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["body", "sender__username", "client_id", "conversation__name"]
     list_select_related = ["conversation", "sender"]
+
+    def get_queryset(self, request):
+        # The conversation column names direct conversations by their members.
+        return super().get_queryset(request).prefetch_related("conversation__memberships__user")
+
     date_hierarchy = "created_at"
     fields = [
         "conversation",
