@@ -164,3 +164,12 @@ def test_mandatory_email_verification_holds_back_the_session(client, settings):
     assert user.emailaddress_set.get().verified
     assert log_in(client, "dave", NEW_PASSWORD).status_code == 302
     assert signed_in_user(client) == "dave"
+
+
+def test_account_emails_use_the_site_name_not_the_host(client, settings, alice):
+    settings.SITE_NAME = "Acme Chat"
+    client.post("/accounts/password/reset/", {"email": "alice@example.com"})
+    (email,) = mail.outbox
+    assert email.subject.startswith("[Acme Chat] ")
+    assert "Hello from Acme Chat!" in email.body
+    assert "testserver" not in email.subject and "Hello from testserver" not in email.body
