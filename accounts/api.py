@@ -50,7 +50,8 @@ def users(request):
         found = found.filter(Q(username__icontains=query) | Q(display_name__icontains=query))
     found = list(found[:USER_SEARCH_LIMIT])
     online = users_online([user.pk for user in found])
-    return JsonResponse([{**user_json(user), "online": user.pk in online} for user in found], safe=False)
+    answer = [{**user_json(user), "status": user.status, "online": user.pk in online} for user in found]
+    return JsonResponse(answer, safe=False)
 
 
 @api_view("GET")

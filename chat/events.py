@@ -29,8 +29,13 @@ def timestamp(moment) -> str | None:
 
 
 def member_json(membership, public_key: str | None) -> dict:
-    """Return a `user` object with the member's role and public key (extensions)."""
-    return {**user_json(membership.user), "role": membership.role, "public_key": public_key}
+    """Return a `user` object with the member's status, role and public key (extensions)."""
+    return {
+        **user_json(membership.user),
+        "status": membership.user.status,
+        "role": membership.role,
+        "public_key": public_key,
+    }
 
 
 def public_keys(members) -> dict[int, str]:

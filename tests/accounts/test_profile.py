@@ -164,7 +164,9 @@ def test_user_search_excludes_inactive_users(client_of, alice, make_user):
     assert client_of(alice).get("/api/users/", {"q": "bobby"}).json() == []
 
 
-def test_user_search_answers_contract_users_with_online(client_of, alice, bob):
+def test_user_search_answers_contract_users_with_status_and_online(client_of, alice, bob):
+    bob.status = "Building"
+    bob.save()
     presence_connect(bob.pk)
     found = client_of(alice).get("/api/users/").json()
     assert found == [
@@ -173,9 +175,17 @@ def test_user_search_answers_contract_users_with_online(client_of, alice, bob):
             "username": "alice",
             "display_name": "Alice Liddell",
             "avatar_url": alice.avatar_url,
+            "status": "",
             "online": False,
         },
-        {"id": bob.pk, "username": "bob", "display_name": "Bob Builder", "avatar_url": bob.avatar_url, "online": True},
+        {
+            "id": bob.pk,
+            "username": "bob",
+            "display_name": "Bob Builder",
+            "avatar_url": bob.avatar_url,
+            "status": "Building",
+            "online": True,
+        },
     ]
 
 
