@@ -51,8 +51,10 @@ def message_texts(page):
     return page.locator("#messages .message .message-text")
 
 
-def test_chat_page_needs_sign_in_and_hands_its_data_to_the_script(client, client_of, alice):
-    assert client.get("/").status_code == 302
+def test_chat_page_is_for_the_signed_in_and_hands_its_data_to_the_script(client, client_of, alice):
+    landing = client.get("/")
+    assert landing.status_code == 200
+    assert b'id="chat-data"' not in landing.content and b"/accounts/signup/" in landing.content
 
     response = client_of(alice).get("/")
     assert response.status_code == 200
