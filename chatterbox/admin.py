@@ -11,6 +11,9 @@ ACCOUNT_APP_LABELS = ("auth", "account", "mfa")
 class ChatterboxAdminSite(admin.AdminSite):
     site_header = "Chatterbox administration"
     site_title = "Chatterbox admin"
+    # The app list is on the index and in the breadcrumbs; the sidebar copy of it took 300 px
+    # that the user list needs to fit a 1280 px window.
+    enable_nav_sidebar = False
 
     def get_app_list(self, request, app_label=None):
         apps = super().get_app_list(request, app_label)
