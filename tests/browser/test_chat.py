@@ -247,12 +247,12 @@ def test_group_members_panel_and_encrypted_direct_message(browser, live_url, ali
     # The members panel: an unknown username is refused, Carol is invited and removed again.
     page.get_by_role("button", name="Members").click()
     members = page.locator("#members-dialog")
-    members.get_by_label("Invite by username").fill("nobody-here")
+    members.get_by_label("Invite people").fill("nobody-here")
     members.get_by_role("button", name="Invite").click()
     expect(members.get_by_role("alert")).to_have_text("No such user: nobody-here.")
     # The browser itself logs the refused request; that one console error is expected.
     assert errors.pop().endswith("status of 404 (Not Found)")
-    members.get_by_label("Invite by username").fill("carol")
+    members.get_by_label("Invite people").fill("carol")
     members.get_by_role("button", name="Invite").click()
     expect(members.locator(".members-list")).to_contain_text("Carol Danvers")
     members.get_by_role("button", name="Remove Carol Danvers").click()

@@ -7,8 +7,10 @@ import { displayName } from "./dom.js";
 import { KeyDialog, SafetyDialog } from "./key-dialogs.js";
 import { KeyRing } from "./keyring.js";
 import { MessagePane } from "./message-pane.js";
+import { RovingList } from "./message-keyboard.js";
 import { Notifier } from "./notifications.js";
 import { MembersDialog, OnlineList } from "./people.js";
+import { ProfileCard } from "./profile-card.js";
 import { ChatSocket } from "./socket.js";
 import { ChatStore, TYPING_EXPIRES_MS, messageText, withSender } from "./store.js";
 
@@ -175,6 +177,15 @@ const members = new MembersDialog({
 const keyDialog = new KeyDialog({ dialog: $("key-dialog"), keys, onDone: (text) => notice(text) });
 const safetyDialog = new SafetyDialog({ dialog: $("safety-dialog"), keys });
 const newConversation = new NewConversationDialog({ store, dialog: $("new-conversation-dialog"), actions, limits });
+new ProfileCard({
+  store,
+  keys,
+  dialog: $("profile-dialog"),
+  actions: { startDirect: actions.startDirect, open: actions.open, safety: actions.safety },
+});
+// The history and the online list are one Tab stop each; arrow keys move inside them.
+new RovingList($("messages"), { items: "li.message, li.system-message", startAtEnd: true });
+new RovingList($("online-list"), { items: ".person-button" });
 const notifier = new Notifier({ store, button: $("notifications-button"), onOpen: actions.open });
 
 $("new-conversation").addEventListener("click", () => newConversation.open());
