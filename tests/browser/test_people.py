@@ -85,6 +85,9 @@ def test_profile_card_on_a_phone(browser, live_url, alice, bob, artifacts_dir):
     expect(card.get_by_role("button", name="Message")).to_be_visible()
     box = card.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    # Without a bio nothing stands in its place.
+    expect(card.locator(".profile-bio")).to_have_count(0)
+    assert "null" not in card.inner_text()
     page.screenshot(path=str(artifacts_dir / "people-profile-card-phone.png"))
     context.close()
     assert errors == []

@@ -82,7 +82,7 @@ export class ProfileCard {
     const name = displayName(user);
     const online = user.id !== undefined && (this.store.online.has(user.id) || user.online);
     const presence = me || online ? "Online" : user.last_seen !== undefined ? lastSeenText(user.last_seen) : "";
-    this.body.replaceChildren(
+    const parts = [
       el(
         "div",
         { class: "profile-top" },
@@ -101,7 +101,8 @@ export class ProfileCard {
       user.bio ? el("p", { class: "profile-bio" }, user.bio) : null,
       me ? null : this.keyState(user),
       el("div", { class: "actions" }, ...this.buttons(user, me)),
-    );
+    ];
+    this.body.replaceChildren(...parts.filter(Boolean));
   }
 
   /** Where the person's encryption key stands, as the safety-number dialog would say it. */
