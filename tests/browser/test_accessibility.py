@@ -220,3 +220,50 @@ def test_keyboard_reaches_the_composer_in_a_few_tabs_and_arrows_walk_the_message
     expect(composer).to_be_focused()
     context.close()
     assert errors == []
+
+
+def test_security_pages_for_unverified_email_and_the_two_factor_step(browser, live_url, make_user, artifacts_dir):
+    from allauth.account.models import EmailAddress
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    carol = make_user("carol")
+    address = EmailAddress.objects.create(user=carol, email=carol.email, primary=True, verified=False)
+    for where, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        context = browser.new_context(base_url=live_url, viewport=viewport, bypass_csp=True)
+        context.set_default_timeout(10_000)
+        page = context.new_page()
+        page.goto("/accounts/login/")
+        page.get_by_label("Username or email").fill("carol")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_label("Password").press("Enter")
+        expect(page.locator("#header-avatar")).to_be_visible()
+
+        # Unverified: the Security page says why nothing can be added yet, and resends the link.
+        page.goto("/accounts/2fa/")
+        expect(page.locator("#verify-first")).to_contain_text("Verify your email address first.")
+        expect(page.get_by_role("link", name="Activate")).to_have_count(0)
+        assert_accessible(page, f"security page, email unverified ({where})")
+        page.screenshot(path=str(artifacts_dir / f"security-unverified-{where}.png"), full_page=True)
+        if where == "desktop":  # allauth sends one verification email per address every few minutes
+            page.get_by_role("button", name="Send the verification email again").click()
+            expect(page.locator("#toasts")).to_contain_text("carol@example.com")
+        context.close()
+
+    # With an authenticator app, the code step takes recovery codes and offers no security key.
+    address.verified = True
+    address.save()
+    TOTP.activate(carol, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+    for where, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        context = browser.new_context(base_url=live_url, viewport=viewport, bypass_csp=True)
+        context.set_default_timeout(10_000)
+        page = context.new_page()
+        page.goto("/accounts/login/")
+        page.get_by_label("Username or email").fill("carol")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_label("Password").press("Enter")
+        expect(page.get_by_label("Authenticator or recovery code")).to_be_visible()
+        expect(page.locator("#main")).to_contain_text("A recovery code works in the same box.")
+        expect(page.get_by_role("button", name="Use a security key")).to_have_count(0)
+        assert_accessible(page, f"two-factor step ({where})")
+        page.screenshot(path=str(artifacts_dir / f"two-factor-step-{where}.png"), full_page=True)
+        context.close()
