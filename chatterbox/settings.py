@@ -94,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "chatterbox.context_processors.site",
             ],
         },
     },
@@ -221,6 +222,8 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Chatterbox <noreply@l
 
 # Accounts (django-allauth).
 SITE_NAME = os.environ.get("SITE_NAME", "Chatterbox")
+# Where people who are stuck (e.g. no password reset email) can write; pages offer it when set.
+SUPPORT_EMAIL = os.environ.get("SUPPORT_EMAIL", "")
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
