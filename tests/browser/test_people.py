@@ -120,3 +120,40 @@ def test_inviting_to_a_group_finds_people_by_name(browser, live_url, alice, bob,
     assert Membership.objects.filter(conversation__name="Team", user__username="carol").exists()
     context.close()
     assert errors == []
+
+
+def test_profile_card_tells_where_the_safety_number_stands(browser, live_url, alice, bob, artifacts_dir):
+    from tests.browser.test_accessibility import assert_accessible
+    from tests.browser.test_e2e import PASSPHRASES, set_up_encryption, start_direct
+
+    errors = []
+    alice_page = open_chat(signed_in_context(browser, live_url, alice, bypass_csp=True), live_url, errors, "alice")
+    bob_page = open_chat(signed_in_context(browser, live_url, bob), live_url, errors, "bob")
+    set_up_encryption(alice_page, PASSPHRASES["alice"])
+    set_up_encryption(bob_page, PASSPHRASES["bob"])
+    start_direct(alice_page, "Bob Builder", "bob")
+    alice_page.get_by_label("Message", exact=True).fill("Hi Bob")
+    alice_page.get_by_label("Message", exact=True).press("Enter")
+    conversation_button(bob_page, "Alice Liddell").click()
+    bob_page.get_by_label("Message", exact=True).fill("Hi Alice")
+    bob_page.get_by_label("Message", exact=True).press("Enter")
+    message = alice_page.locator("#messages .message", has_text="Hi Alice")
+    expect(message).to_be_visible()
+
+    message.get_by_role("button", name="Bob Builder", exact=True).click()
+    card = alice_page.locator("#profile-dialog")
+    expect(card.locator("[data-key-state]")).to_have_text("Safety number not verified yet.")
+    expect(card.locator(".profile-presence")).to_have_text("Online")
+    assert_accessible(alice_page, "profile card with a key")
+
+    # Its Safety number button leads to the comparison; once verified, the card says so.
+    card.get_by_role("button", name="Safety number with Bob Builder").click()
+    safety = alice_page.get_by_role("dialog", name="Safety number with Bob Builder")
+    expect(safety).to_be_visible()
+    assert_accessible(alice_page, "safety number dialog")
+    safety.get_by_role("button", name="Mark as verified").click()
+    expect(safety.locator(".safety-state")).to_have_text("You have verified Bob Builder.")
+    safety.get_by_role("button", name="Close").last.click()
+    expect(card.locator("[data-key-state]")).to_contain_text("You compared safety numbers.")
+    alice_page.screenshot(path=str(artifacts_dir / "people-profile-card-verified.png"))
+    assert errors == []
