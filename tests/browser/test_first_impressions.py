@@ -2,6 +2,7 @@
 
 from playwright.sync_api import expect
 
+from tests.browser.test_accessibility import assert_accessible
 from tests.browser.test_chat import PHONE
 from tests.conftest import PASSWORD
 
@@ -21,7 +22,7 @@ def test_anonymous_visitors_see_a_landing_page(page, live_url, artifacts_dir):
 
 
 def test_flash_messages_are_toasts_that_can_be_dismissed(browser, live_url, alice, artifacts_dir):
-    context = browser.new_context(base_url=live_url, viewport={"width": 1280, "height": 800})
+    context = browser.new_context(base_url=live_url, viewport={"width": 1280, "height": 800}, bypass_csp=True)
     context.set_default_timeout(10_000)
     page = context.new_page()
     page.goto("/accounts/login/")
@@ -31,7 +32,10 @@ def test_flash_messages_are_toasts_that_can_be_dismissed(browser, live_url, alic
     toast = page.locator("#toasts .toast", has_text="Successfully signed in as alice.")
     expect(toast).to_be_visible()
     # It floats above the chat: the layout starts right under the header as it does without it.
-    assert page.locator("#toasts").evaluate("(list) => getComputedStyle(list).position") == "fixed"
+    # (Asked once the stylesheet is in: a box can be laid out before render-blocking CSS arrives.)
+    page.wait_for_load_state("load")
+    expect(page.locator("#toasts")).to_have_css("position", "fixed")
+    assert_accessible(page, "chat page with a toast")
     header_bottom = page.locator(".topbar").bounding_box()["y"] + page.locator(".topbar").bounding_box()["height"]
     assert abs(page.locator("#main").bounding_box()["y"] - header_bottom) < 1
     page.screenshot(path=str(artifacts_dir / "toast-desktop.png"))
