@@ -31,6 +31,8 @@ def test_sign_up_and_upload_profile_picture(page, live_url, artifacts_dir, djang
     header = page.locator("#header-avatar")
     assert header.get_attribute("src") != default_src
     # The header shows the processed picture: it loaded, and it is the square size we encode.
+    # (The saved message can show before the page's images are in: wait for its load event.)
+    page.wait_for_load_state("load")
     size = header.evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]")
     assert size == [True, 256, 256]
     page.screenshot(path=str(artifacts_dir / "profile-picture.png"), full_page=True)
