@@ -2,7 +2,6 @@
 open chat page, an encrypted message is reported and the moderator reads its verified text, and
 the owner's members dialog mutes a member live (and a blocked user's message stays folded)."""
 
-
 import pytest
 from playwright.sync_api import expect
 
