@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.utils.text import Truncator
 
 from chat import services
-from chat.models import Conversation, Membership, Message
+from chat.models import FROZEN_FIELDS, Conversation, Membership, Message
 
 
 class MembershipInline(admin.TabularInline):
@@ -21,6 +21,11 @@ class ConversationAdmin(admin.ModelAdmin):
     raw_id_fields = ["created_by"]
     readonly_fields = ["direct_key"]
     inlines = [MembershipInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Fixed at creation (docs/e2e.md): nobody, the admin included, may downgrade encryption.
+        frozen = list(FROZEN_FIELDS) if obj is not None else []
+        return [*frozen, *super().get_readonly_fields(request, obj)]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("created_by")

@@ -76,10 +76,11 @@ def conversations(request):
 def conversation(request, conversation_id: int):
     if request.method == "PATCH":
         body = json_body(request)
-        unknown = sorted(set(body) - {"muted"})
-        if unknown:
-            raise Invalid(f"These fields cannot be changed here: {', '.join(unknown)}.")
         muted = _flag(body, "muted")
+        changes = {field: value for field, value in body.items() if field != "muted"}
+        # Checked first, so that a refused change leaves the mute setting alone too.
+        if changes:
+            services.conversation_update(actor=request.user, conversation_id=conversation_id, changes=changes)
         if muted is not None:
             services.membership_mute(user=request.user, conversation_id=conversation_id, muted=muted)
     return _conversation(request, conversation_id)

@@ -6,8 +6,25 @@ from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Prefe
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from chatterbox.errors import Forbidden
+
+# Fixed when a conversation is created: a server that could flip `encrypted` could turn a
+# private conversation into plaintext behind its members' backs (docs/e2e.md).
+FROZEN_FIELDS = ("kind", "encrypted")
+FROZEN_DETAIL = "A conversation's kind and encryption never change after it is created."
+
 
 class ConversationQuerySet(models.QuerySet):
+    def update(self, **fields) -> int:
+        if frozen := sorted(set(fields) & set(FROZEN_FIELDS)):
+            raise Forbidden(FROZEN_DETAIL, fields=frozen)
+        return super().update(**fields)
+
+    def bulk_update(self, objs, fields, batch_size=None) -> int:
+        if frozen := sorted(set(fields) & set(FROZEN_FIELDS)):
+            raise Forbidden(FROZEN_DETAIL, fields=frozen)
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
     def for_user(self, user) -> "ConversationQuerySet":
         """Return the user's conversations with their role, unread count, last message and members."""
         unread = (
@@ -68,6 +85,16 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return self.name or f"{self.get_kind_display()} {self.pk}"
+
+    def save(self, *args, **kwargs) -> None:
+        """Refuse to store a changed kind or encryption flag (migration 0002 refuses it in the database too)."""
+        update_fields = kwargs.get("update_fields")
+        checked = FROZEN_FIELDS if update_fields is None else [f for f in FROZEN_FIELDS if f in update_fields]
+        if self.pk is not None and checked:
+            stored = type(self).objects.filter(pk=self.pk).values(*checked).first()
+            if stored is not None and any(stored[field] != getattr(self, field) for field in checked):
+                raise Forbidden(FROZEN_DETAIL, fields=[f for f in checked if stored[f] != getattr(self, f)])
+        super().save(*args, **kwargs)
 
 
 class MembershipQuerySet(models.QuerySet):

@@ -5,7 +5,14 @@ write checks permission, writes in one transaction and schedules its broadcast o
 One module per entity; callers keep `from chat import services`.
 """
 
-from chat.services.conversations import NAME_MAX, TOPIC_MAX, channel_join, conversation_create, conversation_delete
+from chat.services.conversations import (
+    NAME_MAX,
+    TOPIC_MAX,
+    channel_join,
+    conversation_create,
+    conversation_delete,
+    conversation_update,
+)
 from chat.services.memberships import membership_add, membership_mute, membership_remove, membership_set_role
 from chat.services.messages import CLIENT_ID_MAX, message_delete, message_edit, message_send, read_mark
 from chat.services.reads import (
@@ -29,6 +36,7 @@ __all__ = [
     "conversation_create",
     "conversation_delete",
     "conversation_for",
+    "conversation_update",
     "history_page",
     "is_active",
     "is_member",

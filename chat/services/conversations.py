@@ -5,8 +5,14 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import User
 from chat import events
-from chat.models import Conversation, Membership
-from chat.services.lookups import _active_users, _announce_added, _conversation_get
+from chat.models import FROZEN_DETAIL, FROZEN_FIELDS, Conversation, Membership
+from chat.services.lookups import (
+    _active_users,
+    _announce_added,
+    _announce_members,
+    _conversation_get,
+    _membership_require,
+)
 from chat.services.memberships import _member_add
 from chatterbox.errors import Forbidden, Invalid
 
@@ -121,6 +127,53 @@ def channel_join(*, user: User, conversation_id: int) -> tuple[Conversation, boo
     if conversation.kind != Kind.CHANNEL:
         raise Forbidden("Only public channels can be joined; ask a member to invite you.")
     return conversation, _member_add(conversation, user)
+
+
+@transaction.atomic
+def conversation_update(*, actor: User, conversation_id: int, changes: dict) -> Conversation:
+    """Rename a group or channel or change its topic (owner and admins); kind and encryption never change."""
+    if frozen := sorted(set(changes) & set(FROZEN_FIELDS)):
+        raise Forbidden(FROZEN_DETAIL, fields=frozen)
+    unknown = sorted(set(changes) - {"name", "topic"})
+    if unknown:
+        raise Invalid(f"These fields cannot be changed here: {', '.join(unknown)}.")
+    conversation = _conversation_get(conversation_id, lock=True)
+    if not changes:
+        return conversation
+    if conversation.kind == Kind.DIRECT:
+        raise Forbidden("A direct conversation has no name or topic.")
+    if not _membership_require(conversation, actor).is_moderator:
+        raise Forbidden("Only the owner and admins can rename a conversation or change its topic.")
+    fields = {}
+    if "name" in changes:
+        fields["name"] = _name_check(_string(changes["name"], "name"))
+    if "topic" in changes:
+        fields["topic"] = _topic_check(_string(changes["topic"], "topic"))
+    fields = {field: value for field, value in fields.items() if getattr(conversation, field) != value}
+    if not fields:
+        return conversation
+    if "name" in fields and conversation.kind == Kind.CHANNEL:
+        _channel_name_free(fields["name"], exclude=conversation.pk)
+    for field, value in fields.items():
+        setattr(conversation, field, value)
+    conversation.save(update_fields=list(fields))
+    _announce_members(conversation, list(Membership.objects.with_users().filter(conversation=conversation)))
+    return conversation
+
+
+def _string(value, field: str) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"{field} must be a string.", field=field)
+    return value
+
+
+def _channel_name_free(name: str, *, exclude: int | None = None) -> None:
+    """Refuse a public channel name that another channel has, in any case."""
+    taken = Conversation.objects.filter(kind=Kind.CHANNEL, name__iexact=name)
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude)
+    if taken.exists():
+        raise Invalid(f"There is already a channel named {name}.", field="name")
 
 
 @transaction.atomic

@@ -377,7 +377,9 @@ def test_one_conversation_and_mute(alice, bob, client_of):
     muted = client_of(bob).patch(path, {"muted": True}, content_type="application/json")
     assert muted.json()["muted"] is True
     assert client_of(alice).get(path).json()["muted"] is False
-    assert error_of(client_of(bob).patch(path, {"name": "x"}, content_type="application/json"), 400, "invalid")
+    # Renaming is for the owner and admins; unknown fields are refused.
+    assert error_of(client_of(bob).patch(path, {"name": "x"}, content_type="application/json"), 403, "forbidden")
+    assert error_of(client_of(bob).patch(path, {"color": "red"}, content_type="application/json"), 400, "invalid")
     assert error_of(client_of(bob).patch(path, {"muted": "yes"}, content_type="application/json"), 400, "invalid")
     make_user_group = make_group(alice)
     assert error_of(client_of(bob).get(f"/api/conversations/{make_user_group.pk}/"), 403, "not_member")
