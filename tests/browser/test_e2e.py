@@ -47,7 +47,7 @@ UNDECRYPTABLE = "This message could not be decrypted."
 # Reads this browser's key store (static/chat/js/keystore.js) for one user.
 READ_KEYSTORE = """async ([ownerId, contactId]) => {
   const db = await new Promise((resolve, reject) => {
-    const request = indexedDB.open("chatterbox-keys", 1);
+    const request = indexedDB.open("chatterbox-keys");
     request.onsuccess = () => resolve(request.result);
     request.onerror = () => reject(request.error);
   });

@@ -22,6 +22,7 @@ const limits = pageData.limits ?? {};
 const store = new ChatStore(pageData.user);
 const socket = new ChatSocket({ path: pageData.ws_path });
 const keys = new KeyRing({ me: pageData.user, serverPublicKey: e2eData.public_key, kdfLimits: e2eData.kdf_limits });
+store.downgradeCheck = (conversation) => keys.checkConversation(conversation);
 const appRoot = $("chat-app");
 let everConnected = false;
 let noticeTimer = null;
@@ -38,6 +39,7 @@ const actions = {
   typing: (id) => socket.typing(id),
 
   send(conversationId, body, replyTo) {
+    if (refuseDowngraded(conversationId)) return;
     const local = {
       id: null,
       client_id: crypto.randomUUID(),
@@ -59,6 +61,7 @@ const actions = {
   },
 
   retry(message) {
+    if (refuseDowngraded(message.conversation)) return;
     store.log(message.conversation).pending.set(message.client_id, { ...message, failed: null, retried: false });
     if (message.decrypted) {
       sendEncrypted(message.client_id, message.conversation);
@@ -71,6 +74,7 @@ const actions = {
   },
 
   async edit(message, body) {
+    if (refuseDowngraded(message.conversation)) return;
     const conversation = store.conversations.get(message.conversation);
     if (conversation?.encrypted) {
       const tag = crypto.randomUUID();
@@ -310,8 +314,21 @@ function renderAll() {
 
 // End-to-end encryption
 
+/** True (and says so) when the server calls a conversation pinned as encrypted plaintext now. */
+function refuseDowngraded(conversationId) {
+  if (!store.conversations.get(conversationId)?.downgraded) return false;
+  notice("Not sent: this conversation was end-to-end encrypted, and the server now says it is not.");
+  return true;
+}
+
 /** Decrypt a message from the server (if it is encrypted) for the store. */
 function reveal(incoming) {
+  const conversation = store.conversations.get(incoming.conversation);
+  if (conversation?.downgraded && incoming.kind !== "system" && !incoming.deleted) {
+    // A plaintext body where there must be ciphertext: what the server says, not what was sent.
+    const { body, ...rest } = withSender(incoming);
+    return { ...rest, decrypted: { status: "failed" } };
+  }
   const message = keys.reveal(withSender(incoming));
   if (message.decrypted?.status === "unknown") {
     // A sender who left: their key is not among the members'. Members' keys are on their way.

@@ -46,7 +46,11 @@ export class ConversationList {
         el("span", { class: "visually-hidden" }, `, ${KIND_LABELS[conversation.kind] ?? conversation.kind}`),
         el("span", { class: "conversation-preview" }, this.preview(conversation)),
       ),
-      conversation.encrypted ? el("span", { class: "lock", title: "End-to-end encrypted" }, icon("lock")) : null,
+      conversation.downgraded
+        ? el("span", { class: "lock downgraded", title: "Security warning: encryption was removed by the server" }, icon("shield"), el("span", { class: "visually-hidden" }, ", security warning"))
+        : conversation.encrypted
+          ? el("span", { class: "lock", title: "End-to-end encrypted" }, icon("lock"))
+          : null,
       badge,
     );
     return el("li", {}, button);

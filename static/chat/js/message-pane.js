@@ -79,7 +79,7 @@ export class MessagePane {
     const title = this.store.title(conversation);
     const kindIcon = { channel: "hash", group: "group", direct: "person" }[conversation.kind];
     const other = conversation.kind === "direct" ? this.store.otherMember(conversation) : null;
-    const verified = conversation.encrypted && other && this.keys.isVerified(other.id);
+    const verified = conversation.encrypted && !conversation.downgraded && other && this.keys.isVerified(other.id);
     this.dom.title.replaceChildren(icon(kindIcon, "icon title-icon"), title, ...(verified ? [verifiedBadge()] : []));
     this.dom.subtitle.textContent = this.subtitle(conversation);
     this.dom.membersButton.hidden = conversation.kind === "direct";
@@ -89,6 +89,7 @@ export class MessagePane {
   }
 
   subtitle(conversation) {
+    if (conversation.downgraded) return "Security warning: encryption was removed by the server";
     if (conversation.kind === "direct") {
       const other = this.store.otherMember(conversation);
       const presence = other && this.store.online.has(other.id) ? "Online" : "Offline";
@@ -104,7 +105,8 @@ export class MessagePane {
   renderComposerState() {
     const conversation = this.conversation;
     if (!conversation) return;
-    const blocked = conversation.encrypted ? this.keys.blockers(conversation) : null;
+    let blocked = conversation.encrypted ? this.keys.blockers(conversation) : null;
+    if (conversation.downgraded) blocked = { downgraded: true };
     const notice = this.dom.encryptedNotice;
     const signature = JSON.stringify(blocked);
     if (notice.dataset.signature !== signature) {
@@ -117,8 +119,9 @@ export class MessagePane {
     this.dom.sendButton.disabled = Boolean(blocked);
   }
 
-  blockedNotice({ state, missing, changed }) {
+  blockedNotice({ state, missing, changed, downgraded }) {
     const button = (label, onclick, attributes = {}) => el("button", { type: "button", class: "small", onclick, ...attributes }, label);
+    if (downgraded) return downgradeWarning();
     if (state === "none") {
       return [icon("lock"), el("span", {}, "Set up end-to-end encryption to write here."), button("Set up encryption", () => this.actions.keySetup())];
     }
@@ -492,6 +495,21 @@ export class MessagePane {
     else if (names.length > 2) text = "Several people are typing…";
     if (this.dom.typing.textContent !== text) this.dom.typing.textContent = text;
   }
+}
+
+/** The warning shown in a conversation that was end-to-end encrypted and that the server now calls plaintext. */
+function downgradeWarning() {
+  return [
+    icon("shield"),
+    el(
+      "span",
+      { class: "security-warning" },
+      el("strong", {}, "Security warning: "),
+      "this conversation was end-to-end encrypted, and the server now says it is not. " +
+        "Nothing you write is sent here, and its messages are not shown. " +
+        "Tell the other members through another channel and ask the site's operators why.",
+    ),
+  ];
 }
 
 function isContinuation(previous, message) {

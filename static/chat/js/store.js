@@ -65,6 +65,8 @@ export class ChatStore {
     this.reads = new Map(); // conversation id -> Map(user id -> up_to)
     this.users = new Map([[me.id, me]]);
     this.activeId = null;
+    // Set by the page: returns true when a conversation's encryption was taken away (keyring.js).
+    this.downgradeCheck = () => false;
   }
 
   setConversations(list) {
@@ -85,6 +87,7 @@ export class ChatStore {
       merged.unread = existing.unread;
     }
     for (const member of merged.members) this.users.set(member.id, member);
+    merged.downgraded = this.downgradeCheck(merged);
     this.conversations.set(conversation.id, merged);
     return merged;
   }
