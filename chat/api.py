@@ -2,7 +2,7 @@
 
 from django.http import HttpResponse, JsonResponse
 
-from chat import events, services
+from chat import services
 from chat.models import Conversation
 from chatterbox.api import api_view, json_body
 from chatterbox.errors import Invalid
@@ -55,8 +55,7 @@ def _conversation(request, conversation_id: int, *, status: int = 200) -> JsonRe
 @api_view("GET", "POST")
 def conversations(request):
     if request.method == "GET":
-        rows = Conversation.objects.for_user(request.user)
-        return JsonResponse([events.conversation_json_for(row) for row in rows], safe=False)
+        return JsonResponse(services.conversations_for(user=request.user), safe=False)
     body = json_body(request)
     kind = body.get("kind")
     if not isinstance(kind, str):

@@ -4,13 +4,15 @@ Services build each object once and hand it to `broadcast_on_commit`; the consum
 what differs per recipient (the wrapped key of an encrypted message, the member's role).
 """
 
+import json
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 from accounts.api import user_json
 from accounts.models import User, UserKey
-from chat.models import Membership
+from chat.models import Membership, Message
 
 
 def user_group(user_id: int) -> str:
@@ -90,7 +92,11 @@ def message_json(message, *, encrypted: bool) -> dict:
         "deleted": message.deleted,
         "reply_to": message.reply_to_id,
     }
-    if encrypted:
+    if message.kind == Message.Kind.SYSTEM:
+        # Plaintext even in an encrypted conversation: the server wrote it, and says so.
+        shared["body"] = message.body
+        shared["system"] = message.system
+    elif encrypted:
         # A deleted message keeps no ciphertext: the fields stay, empty.
         shared["ciphertext"] = message.ciphertext or None
         shared["nonce"] = message.nonce or None
@@ -102,9 +108,14 @@ def message_json(message, *, encrypted: bool) -> dict:
 def message_json_for(message) -> dict:
     """Return the message object for a row from Message.objects.visible_to(user)."""
     shared = message_json(message, encrypted=message.conversation.encrypted)
-    if message.conversation.encrypted:
+    if message.conversation.encrypted and message.kind != Message.Kind.SYSTEM:
         shared["key"] = message.recipient_key or None
     return shared
+
+
+def json_text(shared: dict) -> str:
+    """Encode a message object once for all its recipients (the consumer sends it as is)."""
+    return json.dumps(shared)
 
 
 def broadcast(group: str, event: dict) -> None:

@@ -30,6 +30,7 @@ class ConversationQuerySet(models.QuerySet):
         unread = (
             Message.objects.filter(conversation=OuterRef("pk"), id__gt=OuterRef("last_read"), deleted_at__isnull=True)
             .exclude(sender=user)
+            .exclude(kind=Message.Kind.SYSTEM)
             .order_by()
             .values("conversation")
             .annotate(count=Count("id"))
@@ -137,12 +138,13 @@ class MessageQuerySet(models.QuerySet):
         """Return messages of the user's conversations that the user can read, each with its own key.
 
         In an encrypted conversation a member can read only the messages that carry a key for
-        them, so history from before they joined stays out of their view.
+        them, so history from before they joined stays out of their view. System messages
+        (who joined, who left) are plaintext and visible to every member.
         """
         return (
             self.annotate(own_key=FilteredRelation("keys", condition=Q(keys__user=user)))
             .filter(Exists(Membership.objects.filter(conversation=OuterRef("conversation"), user=user)))
-            .filter(Q(conversation__encrypted=False) | Q(own_key__isnull=False))
+            .filter(Q(conversation__encrypted=False) | Q(own_key__isnull=False) | Q(kind=Message.Kind.SYSTEM))
             .annotate(recipient_key=F("own_key__key"))
             .select_related("sender", "conversation")
         )
@@ -177,6 +179,8 @@ class Message(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # A system message's {event, actor, user, ...} (chat/services/system.py); null for the rest.
+    system = models.JSONField(null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
 

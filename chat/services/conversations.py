@@ -14,6 +14,7 @@ from chat.services.lookups import (
     _membership_require,
 )
 from chat.services.memberships import _member_add
+from chat.services.system import system_message_post
 from chatterbox.errors import Forbidden, Invalid
 
 Kind = Conversation.Kind
@@ -66,6 +67,7 @@ def _direct_get_or_create(*, creator: User, members: list[str], encrypted: bool 
                 kind=Kind.DIRECT, encrypted=True, created_by=creator, direct_key=direct_key
             )
             _members_create(conversation, [(creator, Role.MEMBER), (other, Role.MEMBER)])
+            system_message_post(conversation, event="created", actor=creator, user=other, broadcast=False)
     except IntegrityError:
         # Both asked at the same moment; the other request made it.
         return Conversation.objects.get(direct_key=direct_key), False
@@ -85,6 +87,10 @@ def _group_create(*, creator: User, name: str, topic: str, members: list[str], e
         created_by=creator,
     )
     _members_create(conversation, [(creator, Role.OWNER)] + [(user, Role.MEMBER) for user in others])
+    # Every member's arrival is on record from the first line on (docs/e2e.md).
+    system_message_post(conversation, event="created", actor=creator, broadcast=False)
+    for user in others:
+        system_message_post(conversation, event="member.added", actor=creator, user=user, broadcast=False)
     return conversation
 
 
@@ -94,6 +100,7 @@ def _channel_create(*, creator: User, name: str, topic: str) -> Conversation:
         kind=Kind.CHANNEL, name=_name_check(name), topic=_topic_check(topic), encrypted=False, created_by=creator
     )
     _members_create(conversation, [(creator, Role.OWNER)])
+    system_message_post(conversation, event="created", actor=creator, broadcast=False)
     return conversation
 
 
@@ -126,7 +133,10 @@ def channel_join(*, user: User, conversation_id: int) -> tuple[Conversation, boo
     conversation = _conversation_get(conversation_id, lock=True)
     if conversation.kind != Kind.CHANNEL:
         raise Forbidden("Only public channels can be joined; ask a member to invite you.")
-    return conversation, _member_add(conversation, user)
+    joined = _member_add(conversation, user)
+    if joined:
+        system_message_post(conversation, event="member.joined", actor=user, user=user)
+    return conversation, joined
 
 
 @transaction.atomic
@@ -157,6 +167,8 @@ def conversation_update(*, actor: User, conversation_id: int, changes: dict) -> 
     for field, value in fields.items():
         setattr(conversation, field, value)
     conversation.save(update_fields=list(fields))
+    if "name" in fields:
+        system_message_post(conversation, event="renamed", actor=actor, name=fields["name"])
     _announce_members(conversation, list(Membership.objects.with_users().filter(conversation=conversation)))
     return conversation
 

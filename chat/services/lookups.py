@@ -50,6 +50,8 @@ def _announce_added(conversation, members, newcomers, *, last_message_id: int | 
         **events.conversation_json(conversation, members),
         "unread": 0,
         "last_message_id": last_message_id,
+        # The newcomer's first line ("X was added") follows as a message of its own.
+        "last_message": None,
         "muted": False,
     }
     for membership in newcomers:

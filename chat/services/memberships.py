@@ -15,6 +15,7 @@ from chat.services.lookups import (
     _member_named,
     _membership_require,
 )
+from chat.services.system import system_message_post
 from chatterbox.errors import Forbidden, Invalid
 
 Kind = Conversation.Kind
@@ -32,7 +33,10 @@ def membership_add(*, actor: User, conversation_id: int, username: str) -> tuple
     (user,) = _active_users([username])
     if conversation.kind == Kind.GROUP and conversation.memberships.count() >= settings.CHAT_GROUP_MAX_MEMBERS:
         raise Invalid(f"A group has at most {settings.CHAT_GROUP_MAX_MEMBERS} members.")
-    return conversation, _member_add(conversation, user)
+    added = _member_add(conversation, user)
+    if added:
+        system_message_post(conversation, event="member.added", actor=actor, user=user)
+    return conversation, added
 
 
 def _member_add(conversation: Conversation, user: User) -> bool:
@@ -63,21 +67,29 @@ def membership_remove(*, actor: User, conversation_id: int, username: str) -> No
             raise Forbidden("Nobody can remove the owner.")
         if target.role == Role.ADMIN and mine.role != Role.OWNER:
             raise Forbidden("Only the owner can remove an admin.")
+    leaving = target == mine
     target.delete()
     members = list(Membership.objects.with_users().filter(conversation=conversation))
-    if target.role == Role.OWNER and members:
-        _owner_succeed(members)
+    heir = _owner_succeed(members) if target.role == Role.OWNER and members else None
     events.broadcast_on_commit(
         events.user_group(target.user_id), {"type": "chat.conversation.removed", "id": conversation.pk}
     )
     _announce_members(conversation, members)
+    # After the new member list, so clients know who is meant before they read the line.
+    if leaving:
+        system_message_post(conversation, event="member.left", actor=actor, user=actor)
+    else:
+        system_message_post(conversation, event="member.removed", actor=actor, user=target.user)
+    if heir is not None:
+        system_message_post(conversation, event="role.changed", user=heir.user, role=Role.OWNER)
 
 
-def _owner_succeed(members: list[Membership]) -> None:
-    """Hand a group whose owner left to the longest-standing admin, else member."""
+def _owner_succeed(members: list[Membership]) -> Membership:
+    """Hand a group whose owner left to the longest-standing admin, else member; return the heir."""
     heir = next((m for m in members if m.role == Role.ADMIN), members[0])
     heir.role = Role.OWNER
     heir.save(update_fields=["role"])
+    return heir
 
 
 @transaction.atomic
@@ -94,6 +106,7 @@ def membership_set_role(*, actor: User, conversation_id: int, username: str, rol
     if target.role != role:
         target.role = role
         target.save(update_fields=["role"])
+        system_message_post(conversation, event="role.changed", actor=actor, user=target.user, role=role)
         _announce_members(conversation, list(Membership.objects.with_users().filter(conversation=conversation)))
     return conversation
 

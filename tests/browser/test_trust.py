@@ -10,7 +10,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from chat.models import Conversation, Message
+from chat import services
+from chat.models import Conversation, Membership, Message
 from chatterbox.errors import Forbidden
 from tests.browser.test_chat import conversation_button, message_texts, open_chat, send, signed_in_context
 from tests.browser.test_e2e import PASSPHRASES, UNDECRYPTABLE, in_thread, set_up_encryption, start_direct
@@ -18,6 +19,13 @@ from tests.browser.test_e2e import PASSPHRASES, UNDECRYPTABLE, in_thread, set_up
 pytestmark = pytest.mark.browser
 
 DOWNGRADE_WARNING = "Security warning: this conversation was end-to-end encrypted, and the server now says it is not."
+
+
+def dismiss_key_prompt(page):
+    """Close the key dialog that opens by itself once a page where encrypted conversations need a key."""
+    expect(page.locator("#key-dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#key-dialog")).to_be_hidden()
 
 
 def downgrade_responses(conversation_id: int):
@@ -91,7 +99,7 @@ def test_a_server_cannot_downgrade_an_encrypted_conversation(browser, live_url, 
     alice_page.screenshot(path=str(artifacts_dir / "trust-downgrade-warning.png"))
 
     # Even a send forced past the disabled composer goes nowhere.
-    before = Message.objects.count()
+    before = Message.objects.exclude(kind="system").count()
     alice_page.evaluate(
         """() => {
           const input = document.getElementById("composer-input");
@@ -102,6 +110,69 @@ def test_a_server_cannot_downgrade_an_encrypted_conversation(browser, live_url, 
     )
     expect(alice_page.locator("#chat-notice")).to_contain_text("Not sent: this conversation was end-to-end encrypted")
     alice_page.wait_for_timeout(500)
-    assert Message.objects.count() == before
+    assert Message.objects.exclude(kind="system").count() == before
     assert not Message.objects.filter(body__contains="in the clear").exists()
+    assert errors == []
+
+
+def test_system_lines_show_who_joined_and_a_quiet_addition_is_flagged(
+    browser, live_url, alice, bob, make_user, artifacts_dir
+):
+    make_user("carol", display_name="Carol Danvers")
+    mallory = make_user("mallory", display_name="Mallory Quiet")
+    errors = []
+
+    created = []
+    in_thread(
+        lambda: created.append(
+            services.conversation_create(
+                creator=alice, kind="group", name="Plans", members=["bob", "carol"], encrypted=True
+            )[0]
+        )
+    )
+    (group,) = created
+    alice_page = open_chat(signed_in_context(browser, live_url, alice), live_url, errors, "alice")
+    dismiss_key_prompt(alice_page)
+    conversation_button(alice_page, "Plans").click()
+    system_lines = alice_page.locator("#messages .system-message:not(.membership-warning) > span")
+    expect(system_lines).to_have_text(
+        ["You created this group", "Bob Builder was added by you", "Carol Danvers was added by you"]
+    )
+    expect(conversation_button(alice_page, "Plans")).to_contain_text("Carol Danvers was added by you")
+
+    # Alice removes Carol, after a confirmation; the line shows for her and in Bob's history.
+    alice_page.get_by_role("button", name="Members").click()
+    members_dialog = alice_page.locator("#members-dialog")
+    members_dialog.get_by_role("button", name="Remove Carol Danvers").click()
+    confirm = alice_page.locator("#confirm-dialog")
+    expect(confirm).to_contain_text("Remove Carol Danvers?")
+    confirm.get_by_role("button", name="Cancel").click()
+    expect(members_dialog).to_contain_text("Carol Danvers")
+    members_dialog.get_by_role("button", name="Remove Carol Danvers").click()
+    confirm.get_by_role("button", name="Remove").click()
+    expect(system_lines.last).to_have_text("Carol Danvers was removed by you")
+    members_dialog.get_by_role("button", name="Close").click()
+
+    # The server slips Mallory in without a line, as the Django admin's member list could.
+    in_thread(lambda: Membership.objects.create(conversation=group, user=mallory))
+    alice_page.reload()
+    dismiss_key_prompt(alice_page)
+    conversation_button(alice_page, "Plans").click()
+    warning = alice_page.locator("#messages .membership-warning")
+    expect(warning).to_contain_text(
+        "Security warning: Mallory Quiet is a member, but no line in this conversation says who added them."
+    )
+    alice_page.screenshot(path=str(artifacts_dir / "trust-system-lines.png"))
+    bob_page = open_chat(signed_in_context(browser, live_url, bob), live_url, errors, "bob")
+    dismiss_key_prompt(bob_page)
+    conversation_button(bob_page, "Plans").click()
+    expect(bob_page.locator("#messages .system-message:not(.membership-warning) > span")).to_have_text(
+        [
+            "Alice Liddell created this group",
+            "You were added by Alice Liddell",
+            "Carol Danvers was added by Alice Liddell",
+            "Carol Danvers was removed by Alice Liddell",
+        ]
+    )
+    expect(bob_page.locator("#messages .membership-warning")).to_contain_text("Mallory Quiet")
     assert errors == []

@@ -119,6 +119,13 @@ const actions = {
   },
 
   async removeMember(conversation, member) {
+    const name = displayName(member);
+    const yes = await confirmAction($("confirm-dialog"), {
+      title: `Remove ${name}?`,
+      text: `${name} leaves ${store.title(conversation)} and stops receiving its messages. Everyone in it sees that you removed them.`,
+      confirm: "Remove",
+    });
+    if (!yes) return;
     await api.removeMember(conversation.id, member.username);
     // The socket's conversation.updated says the same; do not wait for it.
     conversation.members = conversation.members.filter((other) => other.id !== member.id);
@@ -198,6 +205,7 @@ $("reconnect-button").addEventListener("click", () => socket.reconnectNow());
 async function refreshConversations() {
   const known = new Set(store.conversations.keys());
   store.setConversations(await api.conversations());
+  for (const conversation of store.conversations.values()) revealLast(conversation);
   for (const id of known) if (!store.conversations.has(id)) socket.untrack(id);
   for (const conversation of store.conversations.values()) socket.track(conversation.id, conversation.last_message_id);
   learnMembers(...store.conversations.values());
@@ -208,14 +216,14 @@ async function refreshConversations() {
 
 /** Refresh one conversation (its members above all), e.g. when the server says they changed. */
 async function refreshConversation(id) {
-  const conversation = store.putConversation(await api.conversation(id));
+  const conversation = revealLast(store.putConversation(await api.conversation(id)));
   await keys.learn(conversation.members);
   renderAll();
   return conversation;
 }
 
 function adopt(conversation) {
-  store.putConversation(conversation);
+  revealLast(store.putConversation(conversation));
   socket.track(conversation.id, conversation.last_message_id);
   learnMembers(conversation);
   list.render();
@@ -338,6 +346,12 @@ function reveal(incoming) {
     }
   }
   return message;
+}
+
+/** Decrypt the conversation's last message for the sidebar (the server sends it as stored). */
+function revealLast(conversation) {
+  if (conversation.last_message) conversation.last_message = reveal(conversation.last_message);
+  return conversation;
 }
 
 /** Decrypt again what is held, after a key was unlocked, pinned or accepted. */
@@ -469,7 +483,8 @@ socket.addEventListener("message", ({ detail }) => {
     return;
   }
   const isNew = store.addMessage(message);
-  const fromOthers = message.sender.id !== store.me.id;
+  // A system line (who joined, who left) is news for the history, not a notification.
+  const fromOthers = message.kind !== "system" && message.sender.id !== store.me.id;
   if (message.conversation === store.activeId) {
     pane.render({ appended: true });
     pane.renderTyping();

@@ -2,6 +2,7 @@
 
 import { avatar, el, icon } from "./dom.js";
 import { messageText } from "./store.js";
+import { systemText } from "./system.js";
 
 const KIND_LABELS = { direct: "Direct message", group: "Group", channel: "Channel" };
 
@@ -74,6 +75,7 @@ export class ConversationList {
   preview(conversation) {
     const message = conversation.last_message;
     if (!message) return conversation.kind === "channel" ? conversation.topic || "" : "";
+    if (message.kind === "system") return systemText(message, this.store);
     const who = message.sender.id === this.store.me.id ? "You" : message.sender.display_name || message.sender.username;
     if (message.deleted) return `${who}: message deleted`;
     return `${who}: ${messageText(message) ?? "Encrypted message"}`;

@@ -4,6 +4,7 @@
 import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, linkifiedText, placeInOrder } from "./dom.js";
 import { verifiedBadge } from "./people.js";
 import { messageText } from "./store.js";
+import { systemText, unannouncedMembers } from "./system.js";
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000; // consecutive messages closer than this share one header
 const LOAD_OLDER_THRESHOLD_PX = 200;
@@ -179,6 +180,12 @@ export class MessagePane {
       keep.add(key);
       previous = message;
     }
+    const flagged = unannouncedMembers(conversation, log);
+    if (flagged.length) {
+      const names = flagged.map(displayName);
+      wanted.push(this.node("audit", JSON.stringify(names), () => membershipWarning(names)));
+      keep.add("audit");
+    }
     for (const key of [...this.nodes.keys()]) if (!keep.has(key)) this.nodes.delete(key);
     placeInOrder(this.dom.list, wanted);
     this.renderHistoryStatus(log);
@@ -240,14 +247,20 @@ export class MessagePane {
     return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < STICK_TO_BOTTOM_PX;
   }
 
-  /** Map message id -> names of the other members whose read marker sits on it. */
+  /**
+   * Map message id -> names of the other members whose read marker sits on it: the newest
+   * message up to their marker that they did not send themselves (a system line carries none).
+   * Members who left have no marker.
+   */
   seenMarkers(conversation, log) {
     const markers = new Map();
     const reads = this.store.reads.get(conversation.id);
     if (!reads || conversation.kind === "channel") return markers;
-    const ids = [...log.byId.keys()].sort((a, b) => a - b);
+    const messages = [...log.byId.values()].filter((message) => message.kind !== "system").sort((a, b) => a.id - b.id);
+    const memberIds = new Set(conversation.members.map((member) => member.id));
     for (const [userId, upTo] of reads) {
-      const at = ids.filter((id) => id <= upTo).pop();
+      if (!memberIds.has(userId)) continue;
+      const at = messages.filter((message) => message.id <= upTo && message.sender.id !== userId).pop()?.id;
       if (at === undefined) continue;
       const names = markers.get(at) ?? [];
       names.push(displayName(this.store.users.get(userId)));
@@ -259,9 +272,7 @@ export class MessagePane {
   // One message
 
   messageNode(message, { continued, seen, editing }) {
-    if (message.kind === "system") {
-      return el("li", { class: "system-message", id: `message-${message.id}` }, el("span", {}, message.body ?? ""));
-    }
+    if (message.kind === "system") return this.systemNode(message);
     const mine = message.sender.id === this.store.me.id;
     const classes = ["message"];
     if (mine) classes.push("mine");
@@ -297,6 +308,18 @@ export class MessagePane {
         seen ? el("p", { class: "seen" }, `Seen by ${seen.join(", ")}`) : null,
       ),
       editing ? null : this.messageActions(message, mine),
+    );
+  }
+
+  /** A system line, centred: who created, joined, left or renamed the conversation. */
+  systemNode(message) {
+    const created = new Date(message.created_at);
+    return el(
+      "li",
+      { class: "system-message", id: `message-${message.id}`, dataset: { messageId: message.id, event: message.system?.event ?? "" } },
+      el("span", {}, systemText(message, this.store)),
+      " ",
+      el("time", { datetime: message.created_at, title: created.toLocaleString() }, formatTime(created)),
     );
   }
 
@@ -495,6 +518,20 @@ export class MessagePane {
     else if (names.length > 2) text = "Several people are typing…";
     if (this.dom.typing.textContent !== text) this.dom.typing.textContent = text;
   }
+}
+
+/** The line under the history when members are listed whom no system line accounts for. */
+function membershipWarning(names) {
+  const who = names.length === 1 ? `${names[0]} is a member` : `${names.slice(0, -1).join(", ")} and ${names.at(-1)} are members`;
+  return el(
+    "li",
+    { class: "system-message membership-warning", role: "note" },
+    icon("shield"),
+    " ",
+    el("strong", {}, "Security warning: "),
+    `${who}, but no line in this conversation says who added them. ` +
+      "The server may have added them without anyone's say. Ask the members before you write anything private.",
+  );
 }
 
 /** The warning shown in a conversation that was end-to-end encrypted and that the server now calls plaintext. */

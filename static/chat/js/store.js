@@ -84,6 +84,7 @@ export class ChatStore {
     // A list fetched before the newest live message must not wind the conversation back.
     if (existing && (existing.last_message_id ?? 0) > (conversation.last_message_id ?? 0)) {
       merged.last_message_id = existing.last_message_id;
+      merged.last_message = existing.last_message;
       merged.unread = existing.unread;
     }
     for (const member of merged.members) this.users.set(member.id, member);
@@ -115,7 +116,7 @@ export class ChatStore {
     if (!conversation || message.id <= (conversation.last_message_id ?? 0)) return false;
     conversation.last_message_id = message.id;
     conversation.last_message = message;
-    if (message.sender.id !== this.me.id) conversation.unread += 1;
+    if (message.sender.id !== this.me.id && message.kind !== "system") conversation.unread += 1;
     this.stopTyping(message.conversation, message.sender.id);
     return true;
   }
@@ -151,7 +152,7 @@ export class ChatStore {
   countUnreadAfter(conversationId, upTo, fallback) {
     const log = this.log(conversationId);
     if (!log.historyLoaded) return fallback;
-    return [...log.byId.values()].filter((m) => m.id > upTo && m.sender.id !== this.me.id && !m.deleted).length;
+    return [...log.byId.values()].filter((m) => m.id > upTo && m.sender.id !== this.me.id && !m.deleted && m.kind !== "system").length;
   }
 
   startTyping(conversationId, userId, now = Date.now()) {
