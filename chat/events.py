@@ -13,6 +13,7 @@ from django.db import transaction
 from accounts.api import user_json
 from accounts.models import User, UserKey
 from chat.models import Membership, Message
+from chat.presence import presence_clear
 
 
 def user_group(user_id: int) -> str:
@@ -128,13 +129,28 @@ def broadcast_on_commit(group: str, event: dict) -> None:
 
 
 def relay_user_banned(sender, *, user_id: int, **kwargs) -> None:
-    """Close the banned user's sockets in every process (accounts sends this after the commit)."""
+    """Close the banned user's sockets in every process and show them offline everywhere at once.
+
+    (Accounts sends this after the commit.) Their sockets would say so as they close, but not
+    if a process holding one died: the presence entry goes now, whatever the sockets do.
+    """
     broadcast(user_group(user_id), {"type": "chat.user.banned"})
+    presence_clear(user_id)
+    offline = {"type": "chat.presence", "user": user_id, "online": False}
+    for conversation_id in Membership.objects.filter(user_id=user_id).values_list("conversation_id", flat=True):
+        broadcast(conversation_group(conversation_id), offline)
 
 
-def relay_key_changed(sender, *, user_id: int, public_key: str, **kwargs) -> None:
-    """Tell the user's encrypted conversations that their key changed, so contacts can warn."""
+def relay_key_changed(sender, *, user_id: int, public_key: str, previous_public_key=None, **kwargs) -> None:
+    """Tell the user's encrypted conversations about their new key: contacts warn, or, for a
+    first key, stop waiting for it (`first: true`)."""
     memberships = Membership.objects.filter(user_id=user_id, conversation__encrypted=True)
     for conversation_id in memberships.values_list("conversation_id", flat=True):
-        event = {"type": "chat.key.changed", "conversation": conversation_id, "user": user_id, "public_key": public_key}
+        event = {
+            "type": "chat.key.changed",
+            "conversation": conversation_id,
+            "user": user_id,
+            "public_key": public_key,
+            "first": previous_public_key is None,
+        }
         broadcast(conversation_group(conversation_id), event)

@@ -176,3 +176,90 @@ def test_system_lines_show_who_joined_and_a_quiet_addition_is_flagged(
     )
     expect(bob_page.locator("#messages .membership-warning")).to_contain_text("Mallory Quiet")
     assert errors == []
+
+
+def test_a_contacts_first_key_unblocks_the_conversation_live(browser, live_url, alice, bob, artifacts_dir):
+    errors = []
+    alice_page = open_chat(signed_in_context(browser, live_url, alice), live_url, errors, "alice")
+    bob_page = open_chat(signed_in_context(browser, live_url, bob), live_url, errors, "bob")
+    set_up_encryption(alice_page, PASSPHRASES["alice"])
+    start_direct(alice_page, "Bob Builder", "bob")
+    notice = alice_page.locator("#encrypted-notice")
+    expect(notice).to_have_text("Bob Builder has not set up encryption yet. Messages can be sent here once they have.")
+    expect(alice_page.get_by_label("Message", exact=True)).to_be_disabled()
+    alice_page.screenshot(path=str(artifacts_dir / "trust-waiting-for-key.png"))
+
+    # Bob sets up encryption; Alice's page hears of it at once, without a reload.
+    set_up_encryption(bob_page, PASSPHRASES["bob"])
+    expect(notice).to_be_hidden()
+    expect(alice_page.get_by_label("Message", exact=True)).to_be_enabled()
+    alice_page.screenshot(path=str(artifacts_dir / "trust-first-key-live.png"))
+    send(alice_page, "Now we can talk")
+    conversation_button(bob_page, "Alice Liddell").click()
+    expect(message_texts(bob_page)).to_have_text(["Now we can talk"])
+    assert errors == []
+
+
+def test_a_ban_disables_the_open_page_and_shows_the_user_offline(browser, live_url, alice, bob, artifacts_dir):
+    errors = []
+    in_thread(
+        lambda: services.conversation_create(creator=alice, kind="group", name="Crew", members=["bob"], encrypted=False)
+    )
+    alice_page = open_chat(signed_in_context(browser, live_url, alice), live_url, errors, "alice")
+    bob_context = signed_in_context(browser, live_url, bob)
+
+    def bob_socket(route):
+        # Bob's sends are held back, so one is still pending when the ban lands.
+        server = route.connect_to_server()
+        route.on_message(lambda frame: None if '"message.send"' in frame else server.send(frame))
+        server.on_message(route.send)
+
+    bob_context.route_web_socket(re.compile(r"/ws/$"), bob_socket)
+    bob_page = open_chat(bob_context, live_url, errors, "bob")
+    conversation_button(bob_page, "Crew").click()
+    conversation_button(alice_page, "Crew").click()
+    expect(alice_page.locator("#online-list")).to_contain_text("Bob Builder")
+    send(bob_page, "Still sending this")
+    expect(bob_page.locator("#messages .message.pending")).to_contain_text("Sending…")
+
+    from accounts.services import user_ban
+
+    in_thread(user_ban, user=bob)
+    expect(bob_page.locator("#connection-banner")).to_contain_text("This account was disabled.")
+    expect(bob_page.locator("#login-link")).to_be_visible()
+    expect(bob_page.locator("#encrypted-notice")).to_contain_text("This account was disabled.")
+    expect(bob_page.locator("#encrypted-notice").get_by_role("link", name="Log in again")).to_be_visible()
+    expect(bob_page.get_by_label("Message", exact=True)).to_be_disabled()
+    failed = bob_page.locator("#messages .message.failed")
+    expect(failed).to_contain_text("Not sent: This account was disabled.")
+    expect(failed.get_by_role("button", name="Try again")).to_have_count(0)
+    bob_page.screenshot(path=str(artifacts_dir / "trust-account-disabled.png"))
+    expect(alice_page.locator("#online-list")).not_to_contain_text("Bob Builder")
+    assert not Message.objects.filter(body="Still sending this").exists()
+    # The browser logs the closed socket's failed reconnect, if any; nothing else may go wrong.
+    assert [error for error in errors if "WebSocket" not in error] == []
+
+
+def test_previews_and_order_survive_a_reload(browser, live_url, alice, bob, make_user, artifacts_dir):
+    make_user("carol", display_name="Carol Danvers")
+    errors = []
+    alice_page = open_chat(signed_in_context(browser, live_url, alice), live_url, errors, "alice")
+    bob_page = open_chat(signed_in_context(browser, live_url, bob), live_url, errors, "bob")
+    set_up_encryption(bob_page, PASSPHRASES["bob"])
+    set_up_encryption(alice_page, PASSPHRASES["alice"])
+    in_thread(lambda: services.conversation_create(creator=alice, kind="group", name="Quiet", members=["carol"]))
+    start_direct(alice_page, "Bob Builder", "bob")
+    send(alice_page, "The encrypted one, newest")
+    expect(conversation_button(bob_page, "Alice Liddell")).to_contain_text("Alice Liddell: The encrypted one, newest")
+
+    bob_page.reload()
+    # Nothing was opened after the reload: the list alone carries the decrypted preview.
+    expect(conversation_button(bob_page, "Alice Liddell")).to_contain_text("Alice Liddell: The encrypted one, newest")
+    alice_page.reload()
+    rows = alice_page.locator("#conversation-list .conversation")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_contain_text("You: The encrypted one, newest")
+    expect(rows.nth(1)).to_contain_text("Quiet")
+    expect(rows.nth(1)).to_contain_text("Carol Danvers was added by you")
+    alice_page.screenshot(path=str(artifacts_dir / "trust-previews-after-reload.png"))
+    assert errors == []

@@ -17,6 +17,7 @@ from accounts.models import User
 from chat import events, services
 from chat.consumers import ChatConsumer
 from chat.models import Message
+from chat.presence import users_online
 from tests.chat.conftest import (
     Socket,
     communicator,
@@ -472,7 +473,37 @@ async def test_key_change_is_announced_to_encrypted_conversations(alice, bob, co
     bob_socket = await connect(bob)
     await db(user_key_changed.send)(sender=User, user_id=alice.pk, public_key=b64(32), previous_public_key=b64(32, 1))
     frame = await bob_socket.receive_type("key.changed")
-    assert frame == {"type": "key.changed", "conversation": direct.pk, "user": alice.pk, "public_key": b64(32)}
+    assert frame == {
+        "type": "key.changed",
+        "conversation": direct.pk,
+        "user": alice.pk,
+        "public_key": b64(32),
+        "first": False,
+    }
+
+
+async def test_first_key_setup_is_announced_and_a_ban_shows_offline_everywhere(alice, bob, client_of, connect):
+    from tests.crypto.test_keys_api import backup_body
+
+    direct = await db(make_direct)(alice, bob)
+    bob_socket = await connect(bob)
+    bob_socket.skip = set()
+    alice_socket = await connect(alice)
+    assert await bob_socket.receive() == {"type": "presence", "user": alice.pk, "online": True}
+    body = backup_body()
+
+    def set_up_key():
+        return client_of(alice).put("/api/keys/", json.dumps(body), content_type="application/json").status_code
+
+    assert await db(set_up_key)() == 200
+    frame = await bob_socket.receive_type("key.changed")
+    assert (frame["user"], frame["public_key"], frame["first"]) == (alice.pk, body["public_key"], True)
+    assert frame["conversation"] == direct.pk
+
+    await db(accounts_services.user_ban)(user=alice)
+    assert await alice_socket.closed_with() == 4403
+    assert await bob_socket.receive() == {"type": "presence", "user": alice.pk, "online": False}
+    assert await db(users_online)([alice.pk]) == set()
 
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs the Redis channel layer")

@@ -39,7 +39,7 @@ const actions = {
   typing: (id) => socket.typing(id),
 
   send(conversationId, body, replyTo) {
-    if (refuseDowngraded(conversationId)) return;
+    if (refuseDowngraded(conversationId) || store.accountDisabled) return;
     const local = {
       id: null,
       client_id: crypto.randomUUID(),
@@ -61,7 +61,7 @@ const actions = {
   },
 
   retry(message) {
-    if (refuseDowngraded(message.conversation)) return;
+    if (refuseDowngraded(message.conversation) || store.accountDisabled) return;
     store.log(message.conversation).pending.set(message.client_id, { ...message, failed: null, retried: false });
     if (message.decrypted) {
       sendEncrypted(message.client_id, message.conversation);
@@ -464,6 +464,22 @@ socket.addEventListener("status", ({ detail }) => {
   // Signed out (elsewhere, or the session ended): the key pair goes, as at logout.
   if (detail.state === "unauthenticated") keys.forget().catch(() => {});
 });
+
+// Banned (the socket closed with 4403): nothing more can be sent from this page.
+socket.addEventListener("status", ({ detail }) => {
+  if (detail.state === "disabled") accountDisabled();
+});
+
+function accountDisabled() {
+  store.accountDisabled = true;
+  for (const log of store.logs.values()) {
+    for (const [clientId, pending] of log.pending) log.pending.set(clientId, { ...pending, failed: "This account was disabled." });
+  }
+  $("connection-text").textContent = "This account was disabled.";
+  $("login-link").hidden = false;
+  renderAll();
+  pane.render();
+}
 
 socket.addEventListener("hello", ({ detail }) => {
   store.online = new Set([store.me.id, ...(detail.online ?? [])]);

@@ -24,6 +24,7 @@ export class MessagePane {
     this.store = store;
     this.keys = keys;
     this.dom = elements;
+    this.dom.loginUrl = document.getElementById("login-link")?.getAttribute("href") ?? "/accounts/login/";
     this.actions = actions;
     this.limits = limits;
     this.nodes = new Map(); // render key -> {node, signature}
@@ -108,6 +109,7 @@ export class MessagePane {
     if (!conversation) return;
     let blocked = conversation.encrypted ? this.keys.blockers(conversation) : null;
     if (conversation.downgraded) blocked = { downgraded: true };
+    if (this.store.accountDisabled) blocked = { disabled: true };
     const notice = this.dom.encryptedNotice;
     const signature = JSON.stringify(blocked);
     if (notice.dataset.signature !== signature) {
@@ -120,8 +122,15 @@ export class MessagePane {
     this.dom.sendButton.disabled = Boolean(blocked);
   }
 
-  blockedNotice({ state, missing, changed, downgraded }) {
+  blockedNotice({ state, missing, changed, downgraded, disabled }) {
     const button = (label, onclick, attributes = {}) => el("button", { type: "button", class: "small", onclick, ...attributes }, label);
+    if (disabled) {
+      return [
+        icon("shield"),
+        el("span", { class: "account-disabled" }, el("strong", {}, "This account was disabled. "), "You cannot send messages any more."),
+        el("a", { href: this.dom.loginUrl, class: "button small" }, "Log in again"),
+      ];
+    }
     if (downgraded) return downgradeWarning();
     if (state === "none") {
       return [icon("lock"), el("span", {}, "Set up end-to-end encryption to write here."), button("Set up encryption", () => this.actions.keySetup())];
@@ -344,7 +353,9 @@ export class MessagePane {
         "p",
         { class: "message-status error", role: "alert" },
         `Not sent: ${message.failed} `,
-        el("button", { type: "button", class: "link-button", onclick: () => this.actions.retry(message) }, "Try again"),
+        this.store.accountDisabled
+          ? null
+          : el("button", { type: "button", class: "link-button", onclick: () => this.actions.retry(message) }, "Try again"),
       );
     }
     if (!message.id) return el("p", { class: "message-status" }, "Sending…");
