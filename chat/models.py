@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Prefetch, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from chatterbox.errors import Forbidden
@@ -83,6 +83,10 @@ class Conversation(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["kind", "name"])]
+        constraints = [
+            # Public channels are found by name: two that differ only in case would be confused.
+            models.UniqueConstraint(Lower("name"), condition=Q(kind="channel"), name="channel_name_unique_ci"),
+        ]
 
     def __str__(self) -> str:
         return self.name or f"{self.get_kind_display()} {self.pk}"

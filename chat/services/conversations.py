@@ -53,9 +53,9 @@ def _direct_get_or_create(*, creator: User, members: list[str], encrypted: bool 
         raise Invalid("Direct messages are always end-to-end encrypted.")
     if len(members) != 1:
         raise Invalid("A direct conversation has one other member: send members: [username].")
-    if members[0] == creator.username:
-        raise Invalid("You cannot start a direct conversation with yourself.")
     (other,) = _active_users(members)
+    if other.pk == creator.pk:
+        raise Invalid("You cannot start a direct conversation with yourself.")
     low, high = sorted([creator.pk, other.pk])
     direct_key = f"{low}:{high}"
     existing = Conversation.objects.filter(direct_key=direct_key).first()
@@ -76,7 +76,7 @@ def _direct_get_or_create(*, creator: User, members: list[str], encrypted: bool 
 
 @transaction.atomic
 def _group_create(*, creator: User, name: str, topic: str, members: list[str], encrypted: bool | None) -> Conversation:
-    others = _active_users([username for username in members if username != creator.username])
+    others = _active_users([username for username in members if username.lower() != creator.username.lower()])
     if len(others) + 1 > settings.CHAT_GROUP_MAX_MEMBERS:
         raise Invalid(f"A group has at most {settings.CHAT_GROUP_MAX_MEMBERS} members.")
     conversation = Conversation.objects.create(
@@ -94,10 +94,20 @@ def _group_create(*, creator: User, name: str, topic: str, members: list[str], e
     return conversation
 
 
-@transaction.atomic
 def _channel_create(*, creator: User, name: str, topic: str) -> Conversation:
+    name = _name_check(name)
+    _channel_name_free(name)
+    try:
+        return _channel_store(creator=creator, name=name, topic=topic)
+    except IntegrityError:
+        # Another request took the name since the check (the database refuses the second).
+        raise Invalid(f"There is already a channel named {name}.", field="name") from None
+
+
+@transaction.atomic
+def _channel_store(*, creator: User, name: str, topic: str) -> Conversation:
     conversation = Conversation.objects.create(
-        kind=Kind.CHANNEL, name=_name_check(name), topic=_topic_check(topic), encrypted=False, created_by=creator
+        kind=Kind.CHANNEL, name=name, topic=_topic_check(topic), encrypted=False, created_by=creator
     )
     _members_create(conversation, [(creator, Role.OWNER)])
     system_message_post(conversation, event="created", actor=creator, broadcast=False)
@@ -166,7 +176,11 @@ def conversation_update(*, actor: User, conversation_id: int, changes: dict) -> 
         _channel_name_free(fields["name"], exclude=conversation.pk)
     for field, value in fields.items():
         setattr(conversation, field, value)
-    conversation.save(update_fields=list(fields))
+    try:
+        with transaction.atomic():
+            conversation.save(update_fields=list(fields))
+    except IntegrityError:
+        raise Invalid(f"There is already a channel named {fields['name']}.", field="name") from None
     if "name" in fields:
         system_message_post(conversation, event="renamed", actor=actor, name=fields["name"])
     _announce_members(conversation, list(Membership.objects.with_users().filter(conversation=conversation)))

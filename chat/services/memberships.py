@@ -59,7 +59,7 @@ def membership_remove(*, actor: User, conversation_id: int, username: str) -> No
     if conversation.kind == Kind.DIRECT:
         raise Forbidden("You cannot leave a direct conversation.")
     mine = _membership_require(conversation, actor)
-    target = mine if username == actor.username else _member_named(conversation, username)
+    target = mine if username.lower() == actor.username.lower() else _member_named(conversation, username)
     if target != mine:
         if not mine.is_moderator:
             raise Forbidden("Only the owner and admins can remove members.")

@@ -137,3 +137,45 @@ def test_owner_renames_a_group_and_members_cannot(alice, bob, client_of):
         f"/api/conversations/{channel.pk}/", {"name": "RANDOM"}, content_type="application/json"
     )
     assert (response.status_code, response.json()["error"]) == (400, "invalid")
+
+
+def test_public_channel_names_are_unique_regardless_of_case(alice, bob, client_of):
+    make_channel(alice, name="General")
+    for name in ("general", " GENERAL "):
+        response = client_of(bob).post(
+            "/api/conversations/", {"kind": "channel", "name": name}, content_type="application/json"
+        )
+        assert (response.status_code, response.json()["error"], response.json()["field"]) == (400, "invalid", "name")
+    assert Conversation.objects.filter(kind="channel").count() == 1
+    # The database holds the line too, for any writer that skips the service.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Conversation.objects.create(kind="channel", name="GENERAL")
+    # Groups are not listed publicly: they may share names.
+    make_group(alice, bob, name="general")
+    make_group(bob, alice, name="General")
+
+
+def test_usernames_are_matched_regardless_of_case(alice, bob, carol, client_of):
+    client = client_of(alice)
+    first = client.post("/api/conversations/", {"kind": "direct", "members": ["BOB"]}, content_type="application/json")
+    again = client.post("/api/conversations/", {"kind": "direct", "members": ["bob"]}, content_type="application/json")
+    assert (first.status_code, again.status_code, again.json()["id"]) == (201, 200, first.json()["id"])
+    myself = client.post(
+        "/api/conversations/", {"kind": "direct", "members": ["Alice"]}, content_type="application/json"
+    )
+    assert (myself.status_code, myself.json()["error"]) == (400, "invalid")
+    group = client.post(
+        "/api/conversations/",
+        {"kind": "group", "name": "Team", "members": ["Bob", "ALICE", "bob"]},
+        content_type="application/json",
+    ).json()
+    assert [m["username"] for m in group["members"]] == ["alice", "bob"]
+    path = f"/api/conversations/{group['id']}/members/"
+    assert client.post(path, {"username": "CaRoL"}, content_type="application/json").status_code == 201
+    assert client.patch(f"{path}BOB/", {"role": "admin"}, content_type="application/json").status_code == 200
+    assert client.delete(f"{path}Carol/").status_code == 204
+    assert client_of(bob).delete(f"{path}Bob/").status_code == 204
+    assert [m["username"] for m in client.get(f"/api/conversations/{group['id']}/").json()["members"]] == ["alice"]
+    missing = client.post(path, {"username": "NOBODY"}, content_type="application/json").json()
+    assert (missing["error"], missing["usernames"]) == ("not_found", ["NOBODY"])
+    assert [u["username"] for u in client.get("/api/users/?q=BOB").json()] == ["bob"]
