@@ -15,6 +15,7 @@ from chat.models import Conversation, Membership, Message
 from chatterbox.errors import Forbidden
 from tests.browser.test_chat import conversation_button, message_texts, open_chat, send, signed_in_context
 from tests.browser.test_e2e import PASSPHRASES, UNDECRYPTABLE, in_thread, set_up_encryption, start_direct
+from tests.conftest import ServerProcess, server_env
 
 pytestmark = pytest.mark.browser
 
@@ -262,4 +263,41 @@ def test_previews_and_order_survive_a_reload(browser, live_url, alice, bob, make
     expect(rows.nth(1)).to_contain_text("Quiet")
     expect(rows.nth(1)).to_contain_text("Carol Danvers was added by you")
     alice_page.screenshot(path=str(artifacts_dir / "trust-previews-after-reload.png"))
+    assert errors == []
+
+
+@pytest.fixture(scope="module")
+def rate_limited_server(django_db_setup, django_db_blocker, artifacts_dir, tmp_path_factory):
+    """A server that lets each user send 3 messages every 5 seconds."""
+    with django_db_blocker.unblock():
+        env = server_env(tmp_path_factory.mktemp("media"))
+    env["CHAT_RATE_LIMIT"] = "3/5"
+    server = ServerProcess(env, artifacts_dir / "daphne-rate-limited.log", "rate-limited")
+    yield server
+    server.stop()
+
+
+def test_rate_limited_messages_go_out_by_themselves_when_the_window_allows(
+    browser, rate_limited_server, transactional_db, alice, artifacts_dir
+):
+    live_url = rate_limited_server.url
+    errors = []
+    in_thread(lambda: services.conversation_create(creator=alice, kind="channel", name="burst"))
+    page = open_chat(signed_in_context(browser, live_url, alice), live_url, errors, "alice")
+    conversation_button(page, "burst").click()
+    texts = [f"Burst message {i}" for i in range(1, 6)]
+    for text in texts:
+        send(page, text)
+    # Three go through; the other two wait, shown as sending, not as failed.
+    expect(page.locator("#messages .message:not(.pending) .message-text")).to_have_text(texts[:3])
+    pending = page.locator("#messages .message.pending")
+    expect(pending).to_have_count(2)
+    expect(pending.locator(".message-status")).to_have_text(["Sending…", "Sending…"])
+    expect(page.locator("#messages .message.failed")).to_have_count(0)
+    page.screenshot(path=str(artifacts_dir / "trust-rate-limited-pending.png"))
+    # Then they go out on their own, in order.
+    expect(page.locator("#messages .message:not(.pending) .message-text")).to_have_text(texts, timeout=15_000)
+    expect(page.locator("#messages .message.failed")).to_have_count(0)
+    stored = list(Message.objects.filter(kind="text").order_by("id").values_list("body", flat=True))
+    assert stored == texts
     assert errors == []

@@ -63,13 +63,7 @@ const actions = {
   retry(message) {
     if (refuseDowngraded(message.conversation) || store.accountDisabled) return;
     store.log(message.conversation).pending.set(message.client_id, { ...message, failed: null, retried: false });
-    if (message.decrypted) {
-      sendEncrypted(message.client_id, message.conversation);
-    } else {
-      const frame = { type: "message.send", conversation: message.conversation, client_id: message.client_id, body: message.body };
-      if (message.reply_to) frame.reply_to = message.reply_to;
-      socket.resend(message.client_id, frame);
-    }
+    resendPending(message);
     pane.render();
   },
 
@@ -348,6 +342,27 @@ function reveal(incoming) {
   return message;
 }
 
+/** Send a pending message again under its own client_id (sealed anew if encrypted). */
+function resendPending(message) {
+  if (message.decrypted) {
+    sendEncrypted(message.client_id, message.conversation);
+  } else {
+    const frame = { type: "message.send", conversation: message.conversation, client_id: message.client_id, body: message.body };
+    if (message.reply_to) frame.reply_to = message.reply_to;
+    socket.resend(message.client_id, frame);
+  }
+}
+
+/** A message refused for the rate limit stays "Sending…" and goes again once the window allows. */
+function retryWhenAllowed(conversationId, clientId, retryAfter) {
+  const seconds = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : 1;
+  setTimeout(() => {
+    const pending = store.log(conversationId).pending.get(clientId);
+    if (!pending || pending.failed || store.accountDisabled || refuseDowngraded(conversationId)) return;
+    resendPending(pending);
+  }, seconds * 1000);
+}
+
 /** Decrypt the conversation's last message for the sidebar (the server sends it as stored). */
 function revealLast(conversation) {
   if (conversation.last_message) conversation.last_message = reveal(conversation.last_message);
@@ -612,6 +627,10 @@ socket.addEventListener("error", ({ detail }) => {
         if (conversationId === store.activeId) pane.render();
       };
       retryForMembers(conversationId, () => sendEncrypted(detail.client_id, conversationId), fail);
+      continue;
+    }
+    if (detail.code === "rate_limited") {
+      retryWhenAllowed(conversationId, detail.client_id, detail.retry_after);
       continue;
     }
     log.pending.set(detail.client_id, { ...pending, failed: detail.detail || detail.code });
