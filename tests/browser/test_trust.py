@@ -201,7 +201,10 @@ def test_a_contacts_first_key_unblocks_the_conversation_live(browser, live_url, 
     assert errors == []
 
 
-def test_a_ban_disables_the_open_page_and_shows_the_user_offline(browser, live_url, alice, bob, artifacts_dir):
+def test_a_ban_disables_the_open_page_and_shows_the_user_offline(
+    browser, live_url, alice, bob, make_user, artifacts_dir
+):
+    root = make_user("root", is_staff=True, is_superuser=True)
     errors = []
     in_thread(
         lambda: services.conversation_create(creator=alice, kind="group", name="Crew", members=["bob"], encrypted=False)
@@ -223,9 +226,13 @@ def test_a_ban_disables_the_open_page_and_shows_the_user_offline(browser, live_u
     send(bob_page, "Still sending this")
     expect(bob_page.locator("#messages .message.pending")).to_contain_text("Sending…")
 
-    from accounts.services import user_ban
-
-    in_thread(user_ban, user=bob)
+    # The admin bans Bob in the Django admin: the server process itself relays the ban.
+    admin_page = signed_in_context(browser, live_url, root).new_page()
+    admin_page.goto(f"{live_url}/admin/accounts/user/")
+    admin_page.locator(f"input[name=_selected_action][value='{bob.pk}']").check()
+    admin_page.locator("select[name=action]").select_option("ban_users")
+    admin_page.get_by_role("button", name="Go").click()
+    expect(admin_page.locator(".messagelist")).to_be_visible()
     expect(bob_page.locator("#connection-banner")).to_contain_text("This account was disabled.")
     expect(bob_page.locator("#login-link")).to_be_visible()
     expect(bob_page.locator("#encrypted-notice")).to_contain_text("This account was disabled.")
