@@ -87,6 +87,20 @@ def test_a_server_cannot_downgrade_an_encrypted_conversation(browser, live_url, 
     assert refused == ["A conversation's kind and encryption never change after it is created."]
     assert Conversation.objects.get(pk=direct.pk).encrypted is True
 
+    # A server that slips plaintext into an encrypted conversation does not get it shown as Alice's.
+    def inject_plaintext(route):
+        response = route.fetch()
+        data = response.json()
+        for message in data["messages"]:
+            if message["kind"] == "text":
+                message["body"] = "Injected by the server"
+        route.fulfill(response=response, body=json.dumps(data))
+
+    bob_page.route(re.compile(r"/api/conversations/\d+/messages/"), inject_plaintext)
+    bob_page.reload()
+    conversation_button(bob_page, "Alice Liddell").click()
+    expect(message_texts(bob_page)).to_have_text([UNDECRYPTABLE])
+
     # A server that lies anyway: Alice's browser pinned the conversation as encrypted and believes that.
     alice_context.route(re.compile(r"/api/conversations/"), downgrade_responses(direct.pk))
     alice_page.reload()

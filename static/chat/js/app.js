@@ -326,7 +326,8 @@ function refuseDowngraded(conversationId) {
 /** Decrypt a message from the server (if it is encrypted) for the store. */
 function reveal(incoming) {
   const conversation = store.conversations.get(incoming.conversation);
-  if (conversation?.downgraded && incoming.kind !== "system" && !incoming.deleted) {
+  const mustBeSealed = conversation?.downgraded || (conversation?.encrypted && typeof incoming.body === "string");
+  if (mustBeSealed && incoming.kind !== "system" && !incoming.deleted) {
     // A plaintext body where there must be ciphertext: what the server says, not what was sent.
     const { body, ...rest } = withSender(incoming);
     return { ...rest, decrypted: { status: "failed" } };
