@@ -322,3 +322,50 @@ def test_rate_limited_messages_go_out_by_themselves_when_the_window_allows(
     stored = list(Message.objects.filter(kind="text").order_by("id").values_list("body", flat=True))
     assert stored == texts
     assert errors == []
+
+
+def test_read_markers_sit_under_messages_the_reader_did_not_send_and_leave_with_them(
+    browser, live_url, alice, bob, make_user, artifacts_dir
+):
+    carol = make_user("carol", display_name="Carol Danvers")
+    errors = []
+    created = []
+    in_thread(
+        lambda: created.append(
+            services.conversation_create(
+                creator=alice, kind="group", name="Crew", members=["bob", "carol"], encrypted=False
+            )[0]
+        )
+    )
+    (group,) = created
+    alice_page = open_chat(signed_in_context(browser, live_url, alice), live_url, errors, "alice")
+    carol_page = open_chat(signed_in_context(browser, live_url, carol), live_url, errors, "carol")
+    conversation_button(alice_page, "Crew").click()
+    send(alice_page, "From Alice")
+    expect(message_texts(alice_page)).to_have_text(["From Alice"])
+    conversation_button(carol_page, "Crew").click()
+    seen = alice_page.locator("#messages .seen")
+    expect(alice_page.locator("#messages .message", has_text="From Alice").locator(".seen")).to_have_text(
+        "Seen by Carol Danvers"
+    )
+    # Carol writes: her marker moves onto her own message, but shows under the last one she did not send.
+    send(carol_page, "From Carol")
+    expect(message_texts(alice_page)).to_have_text(["From Alice", "From Carol"])
+    expect(carol_page.locator("#messages .message.pending")).to_have_count(0)
+    own = Message.objects.get(body="From Carol").pk
+    for _ in range(50):  # Carol's page reports her own message read; wait until the server has it
+        if Membership.objects.get(conversation=group, user=carol).last_read_message_id == own:
+            break
+        alice_page.wait_for_timeout(100)
+    assert Membership.objects.get(conversation=group, user=carol).last_read_message_id == own
+    alice_page.wait_for_timeout(300)  # and until its read event reached Alice
+    expect(seen).to_have_count(1)
+    expect(alice_page.locator("#messages .message", has_text="From Alice").locator(".seen")).to_have_text(
+        "Seen by Carol Danvers"
+    )
+    alice_page.screenshot(path=str(artifacts_dir / "trust-read-markers.png"))
+    # Carol leaves: the line says so, and her marker goes.
+    in_thread(services.membership_remove, actor=carol, conversation_id=group.pk, username="carol")
+    expect(alice_page.locator("#messages .system-message > span").last).to_have_text("Carol Danvers left")
+    expect(seen).to_have_count(0)
+    assert [error for error in errors if "carol" not in error] == []
