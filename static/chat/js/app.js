@@ -354,13 +354,25 @@ function resendPending(message) {
   }
 }
 
-/** A message refused for the rate limit stays "Sending…" and goes again once the window allows. */
+/**
+ * A message refused for the rate limit stays "Sending…" and goes again once the window allows.
+ * When a timer fires, every waiting message of the conversation goes, in the order written,
+ * so that a shorter wait for a later message cannot overtake an earlier one.
+ */
 function retryWhenAllowed(conversationId, clientId, retryAfter) {
+  const log = store.log(conversationId);
+  const pending = log.pending.get(clientId);
+  if (!pending) return;
+  log.pending.set(clientId, { ...pending, rateLimited: true });
   const seconds = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : 1;
   setTimeout(() => {
-    const pending = store.log(conversationId).pending.get(clientId);
-    if (!pending || pending.failed || store.accountDisabled || refuseDowngraded(conversationId)) return;
-    resendPending(pending);
+    if (store.accountDisabled || refuseDowngraded(conversationId)) return;
+    for (const [id, waiting] of log.pending) {
+      if (!waiting.rateLimited || waiting.failed) continue;
+      const { rateLimited, ...message } = waiting;
+      log.pending.set(id, message);
+      resendPending(message);
+    }
   }, seconds * 1000);
 }
 
