@@ -43,7 +43,7 @@ class User(AbstractUser):
 class UserKeyQuerySet(models.QuerySet):
     def of_username(self, username: str) -> "UserKeyQuerySet":
         """Keys of the active user with this username (banned users are not offered)."""
-        return self.filter(user__username=username, user__is_active=True).select_related("user")
+        return self.filter(user__username__iexact=username, user__is_active=True).select_related("user")
 
 
 class UserKey(models.Model):

@@ -3,7 +3,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.text import Truncator
 
 from chat import services
-from chat.models import Attachment, Conversation, Membership, Message
+from chat.models import FROZEN_FIELDS, Attachment, Conversation, Membership, Message
 from chatterbox.errors import DomainError
 
 
@@ -27,6 +27,11 @@ class ConversationAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
     actions = ["archive_conversations", "unarchive_conversations"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # Fixed at creation (docs/e2e.md): nobody, the admin included, may downgrade encryption.
+        frozen = list(FROZEN_FIELDS) if obj is not None else []
+        return [*frozen, *super().get_readonly_fields(request, obj)]
+
     def get_queryset(self, request):
         # Direct conversations are named by their members ("alice & bob"): fetch them all at once.
         return super().get_queryset(request).select_related("created_by").prefetch_related("memberships__user")
@@ -41,7 +46,9 @@ class ConversationAdmin(admin.ModelAdmin):
     def _archive(self, request, queryset, archived: bool) -> None:
         for conversation in queryset:
             try:
-                services.conversation_update(actor=request.user, conversation_id=conversation.pk, archived=archived)
+                services.conversation_update(
+                    actor=request.user, conversation_id=conversation.pk, changes={"archived": archived}
+                )
             except DomainError as error:
                 self.message_user(request, f"{conversation}: {error.detail}", messages.ERROR)
         self.message_user(request, "Done; members see the change at once.", messages.SUCCESS)

@@ -4,7 +4,7 @@ from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from chat import events, services
+from chat import services
 from chat.models import Conversation
 from chatterbox.api import api_view, json_body
 from chatterbox.errors import Invalid
@@ -74,8 +74,7 @@ def _conversation(request, conversation_id: int, *, status: int = 200) -> JsonRe
 @api_view("GET", "POST")
 def conversations(request):
     if request.method == "GET":
-        rows = Conversation.objects.for_user(request.user)
-        return JsonResponse([events.conversation_json_for(row) for row in rows], safe=False)
+        return JsonResponse(services.conversations_for(user=request.user), safe=False)
     body = json_body(request)
     kind = body.get("kind")
     if not isinstance(kind, str):
@@ -99,20 +98,13 @@ def conversations(request):
 def conversation(request, conversation_id: int):
     if request.method == "PATCH":
         body = json_body(request)
-        unknown = sorted(set(body) - {"muted", "name", "topic", "archived"})
-        if unknown:
-            raise Invalid(f"These fields cannot be changed here: {', '.join(unknown)}.")
         muted = _flag(body, "muted")
+        changes = {field: value for field, value in body.items() if field != "muted"}
+        # Checked first, so that a refused change leaves the mute setting alone too.
+        if changes:
+            services.conversation_update(actor=request.user, conversation_id=conversation_id, changes=changes)
         if muted is not None:
             services.membership_mute(user=request.user, conversation_id=conversation_id, muted=muted)
-        if {"name", "topic", "archived"} & set(body):
-            services.conversation_update(
-                actor=request.user,
-                conversation_id=conversation_id,
-                name=_text(body, "name") if "name" in body else None,
-                topic=_text(body, "topic") if "topic" in body else None,
-                archived=_flag(body, "archived"),
-            )
     return _conversation(request, conversation_id)
 
 

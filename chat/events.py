@@ -6,6 +6,7 @@ what differs per recipient (the wrapped key of an encrypted message, the member'
 
 import asyncio
 import hashlib
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import async_to_sync
@@ -15,7 +16,8 @@ from django.urls import reverse
 
 from accounts.api import user_json
 from accounts.models import User, UserKey
-from chat.models import Attachment, Membership
+from chat.models import Attachment, Membership, Message
+from chat.presence import presence_clear
 
 
 def user_group(user_id: int) -> str:
@@ -141,7 +143,11 @@ def message_json(message, *, encrypted: bool) -> dict:
     }
     attachment = None if message.deleted else _attachment_of(message)
     shared["attachment"] = attachment_json(attachment) if attachment is not None else None
-    if encrypted and message.kind != "system":
+    if message.kind == Message.Kind.SYSTEM:
+        # Plaintext even in an encrypted conversation: the server wrote it, and says so.
+        shared["body"] = message.body
+        shared["system"] = message.system
+    elif encrypted:
         # A deleted message keeps no ciphertext: the fields stay, empty.
         shared["ciphertext"] = message.ciphertext or None
         shared["nonce"] = message.nonce or None
@@ -153,9 +159,14 @@ def message_json(message, *, encrypted: bool) -> dict:
 def message_json_for(message) -> dict:
     """Return the message object for a row from Message.objects.visible_to(user)."""
     shared = message_json(message, encrypted=message.conversation.encrypted)
-    if message.conversation.encrypted and message.kind != "system":
+    if message.conversation.encrypted and message.kind != Message.Kind.SYSTEM:
         shared["key"] = message.recipient_key or None
     return shared
+
+
+def json_text(shared: dict) -> str:
+    """Encode a message object once for all its recipients (the consumer sends it as is)."""
+    return json.dumps(shared)
 
 
 def broadcast(group: str, event: dict) -> None:
@@ -177,8 +188,16 @@ def broadcast_on_commit(group: str, event: dict) -> None:
 
 
 def relay_user_banned(sender, *, user_id: int, **kwargs) -> None:
-    """Close the banned user's sockets in every process (accounts sends this after the commit)."""
+    """Close the banned user's sockets in every process and show them offline everywhere at once.
+
+    (Accounts sends this after the commit.) Their sockets would say so as they close, but not
+    if a process holding one died: the presence entry goes now, whatever the sockets do.
+    """
     broadcast(user_group(user_id), {"type": "chat.user.banned"})
+    presence_clear(user_id)
+    offline = {"type": "chat.presence", "user": user_id, "online": False}
+    for conversation_id in Membership.objects.filter(user_id=user_id).values_list("conversation_id", flat=True):
+        broadcast(conversation_group(conversation_id), offline)
 
 
 def relay_signed_out(sender, *, session_keys=(), token_ids=(), user_id=None, keep_session_keys=(), **kwargs) -> None:
@@ -197,9 +216,16 @@ def relay_session_moved(sender, *, old_key: str, new_key: str, **kwargs) -> None
     broadcast(session_group(session_tag(old_key)), {"type": "chat.session.moved", "to": session_tag(new_key)})
 
 
-def relay_key_changed(sender, *, user_id: int, public_key: str, **kwargs) -> None:
-    """Tell the user's encrypted conversations that their key changed, so contacts can warn."""
+def relay_key_changed(sender, *, user_id: int, public_key: str, previous_public_key=None, **kwargs) -> None:
+    """Tell the user's encrypted conversations about their new key: contacts warn, or, for a
+    first key, stop waiting for it (`first: true`)."""
     memberships = Membership.objects.filter(user_id=user_id, conversation__encrypted=True)
     for conversation_id in memberships.values_list("conversation_id", flat=True):
-        event = {"type": "chat.key.changed", "conversation": conversation_id, "user": user_id, "public_key": public_key}
+        event = {
+            "type": "chat.key.changed",
+            "conversation": conversation_id,
+            "user": user_id,
+            "public_key": public_key,
+            "first": previous_public_key is None,
+        }
         broadcast(conversation_group(conversation_id), event)

@@ -5,16 +5,34 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Prefetch, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
+
+from chatterbox.errors import Forbidden
+
+# Fixed when a conversation is created: a server that could flip `encrypted` could turn a
+# private conversation into plaintext behind its members' backs (docs/e2e.md).
+FROZEN_FIELDS = ("kind", "encrypted")
+FROZEN_DETAIL = "A conversation's kind and encryption never change after it is created."
 
 
 class ConversationQuerySet(models.QuerySet):
+    def update(self, **fields) -> int:
+        if frozen := sorted(set(fields) & set(FROZEN_FIELDS)):
+            raise Forbidden(FROZEN_DETAIL, fields=frozen)
+        return super().update(**fields)
+
+    def bulk_update(self, objs, fields, batch_size=None) -> int:
+        if frozen := sorted(set(fields) & set(FROZEN_FIELDS)):
+            raise Forbidden(FROZEN_DETAIL, fields=frozen)
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
     def for_user(self, user) -> "ConversationQuerySet":
         """Return the user's conversations with their role, unread count, last message and members."""
         unread = (
             Message.objects.filter(conversation=OuterRef("pk"), id__gt=OuterRef("last_read"), deleted_at__isnull=True)
             .exclude(sender=user)
+            .exclude(kind=Message.Kind.SYSTEM)
             .order_by()
             .values("conversation")
             .annotate(count=Count("id"))
@@ -69,11 +87,25 @@ class Conversation(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["kind", "name"])]
+        constraints = [
+            # Public channels are found by name: two that differ only in case would be confused.
+            models.UniqueConstraint(Lower("name"), condition=Q(kind="channel"), name="channel_name_unique_ci"),
+        ]
 
     def __str__(self) -> str:
         if self.kind == self.Kind.DIRECT and self.pk:
             return " & ".join(self.participant_usernames()) or f"Direct {self.pk}"
         return self.name or f"{self.get_kind_display()} {self.pk}"
+
+    def save(self, *args, **kwargs) -> None:
+        """Refuse to store a changed kind or encryption flag (migration 0004 refuses it in the database too)."""
+        update_fields = kwargs.get("update_fields")
+        checked = FROZEN_FIELDS if update_fields is None else [f for f in FROZEN_FIELDS if f in update_fields]
+        if self.pk is not None and checked:
+            stored = type(self).objects.filter(pk=self.pk).values(*checked).first()
+            if stored is not None and any(stored[field] != getattr(self, field) for field in checked):
+                raise Forbidden(FROZEN_DETAIL, fields=[f for f in checked if stored[f] != getattr(self, f)])
+        super().save(*args, **kwargs)
 
     @property
     def archived(self) -> bool:
@@ -129,13 +161,13 @@ class MessageQuerySet(models.QuerySet):
         """Return messages of the user's conversations that the user can read, each with its own key.
 
         In an encrypted conversation a member can read only the messages that carry a key for
-        them, so history from before they joined stays out of their view.
+        them, so history from before they joined stays out of their view. System messages
+        (who joined, who left) are plaintext and visible to every member.
         """
         return (
             self.annotate(own_key=FilteredRelation("keys", condition=Q(keys__user=user)))
             .filter(Exists(Membership.objects.filter(conversation=OuterRef("conversation"), user=user)))
-            # System lines (who joined, who was muted) are plaintext for every member.
-            .filter(Q(conversation__encrypted=False) | Q(own_key__isnull=False) | Q(kind="system"))
+            .filter(Q(conversation__encrypted=False) | Q(own_key__isnull=False) | Q(kind=Message.Kind.SYSTEM))
             .annotate(recipient_key=F("own_key__key"))
             .select_related("sender", "conversation", "attachment")
         )
@@ -170,6 +202,8 @@ class Message(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # A system message's {event, actor, user, ...} (chat/services/system.py); null for the rest.
+    system = models.JSONField(null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
 

@@ -234,7 +234,8 @@ def message_context(report: Report, *, around: int = 3) -> list[tuple[Message, s
     for message in window:
         if message.deleted:
             text = "(deleted)"
-        elif not conversation.encrypted:
+        elif not conversation.encrypted or message.kind == Message.Kind.SYSTEM:
+            # System lines are plaintext even in encrypted conversations: the server wrote them.
             text = message.body
         else:
             text = verified.get(message.pk, "(end-to-end encrypted)")

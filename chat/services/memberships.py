@@ -18,7 +18,7 @@ from chat.services.lookups import (
     _member_named,
     _membership_require,
 )
-from chat.services.moderation_notes import moderation_note_post
+from chat.services.system import system_message_post
 from chatterbox.errors import Forbidden, Invalid
 from moderation.audit import audit_record
 
@@ -42,6 +42,7 @@ def membership_add(*, actor: User, conversation_id: int, username: str) -> tuple
     added = _member_add(conversation, user)
     if added:
         audit_record(actor=actor, action="member.added", target_user=user, conversation=conversation)
+        system_message_post(conversation, event="member.added", actor=actor, user=user)
     return conversation, added
 
 
@@ -68,8 +69,9 @@ def membership_remove(*, actor: User, conversation_id: int, username: str, reaso
     if conversation.kind == Kind.DIRECT:
         raise Forbidden("You cannot leave a direct conversation.")
     mine = _staff_or_membership(conversation, actor)
-    target = mine if mine is not None and username == actor.username else _member_named(conversation, username)
-    if target != mine:
+    leaving = mine is not None and username.lower() == actor.username.lower()
+    target = mine if leaving else _member_named(conversation, username)
+    if not leaving:
         # Staff are the site's moderators: they may remove anyone; the owner's successor follows.
         if not actor.is_staff:
             _removal_check(mine, target)
@@ -78,12 +80,18 @@ def membership_remove(*, actor: User, conversation_id: int, username: str, reaso
         )
     target.delete()
     members = list(Membership.objects.with_users().filter(conversation=conversation))
-    if target.role == Role.OWNER and members:
-        _owner_succeed(members)
+    heir = _owner_succeed(members) if target.role == Role.OWNER and members else None
     events.broadcast_on_commit(
         events.user_group(target.user_id), {"type": "chat.conversation.removed", "id": conversation.pk}
     )
     _announce_members(conversation, members)
+    # After the new member list, so clients know who is meant before they read the line.
+    if leaving:
+        system_message_post(conversation, event="member.left", actor=actor, user=actor)
+    else:
+        system_message_post(conversation, event="member.removed", actor=actor, user=target.user)
+    if heir is not None:
+        system_message_post(conversation, event="role.changed", user=heir.user, role=Role.OWNER)
 
 
 def _removal_check(mine: Membership, target: Membership, verb: str = "remove") -> None:
@@ -104,11 +112,12 @@ def _staff_or_membership(conversation: Conversation, actor: User) -> Membership 
     return membership
 
 
-def _owner_succeed(members: list[Membership]) -> None:
-    """Hand a group whose owner left to the longest-standing admin, else member."""
+def _owner_succeed(members: list[Membership]) -> Membership:
+    """Hand a group whose owner left to the longest-standing admin, else member; return the heir."""
     heir = next((m for m in members if m.role == Role.ADMIN), members[0])
     heir.role = Role.OWNER
     heir.save(update_fields=["role"])
+    return heir
 
 
 @transaction.atomic
@@ -134,12 +143,7 @@ def membership_set_role(*, actor: User, conversation_id: int, username: str, rol
         mine.save(update_fields=["role"])
     target.role = role
     target.save(update_fields=["role"])
-    text = {
-        Role.OWNER: f"{actor.username} made {target.user.username} the owner",
-        Role.ADMIN: f"{actor.username} made {target.user.username} an admin",
-        Role.MEMBER: f"{actor.username} made {target.user.username} a member",
-    }[role]
-    moderation_note_post(conversation=conversation, event="role.changed", actor=actor, user=target.user, text=text)
+    system_message_post(conversation, event="role.changed", actor=actor, user=target.user, role=role)
     _announce_members(conversation, list(Membership.objects.with_users().filter(conversation=conversation)))
     return conversation
 
@@ -182,11 +186,8 @@ def membership_mute_until(*, actor: User, conversation_id: int, username: str, m
         conversation=conversation,
         muted_until=muted_until.isoformat() if muted_until else None,
     )
-    if muted_until:
-        text = f"{actor.username} muted {target.user.username} until {muted_until:%Y-%m-%d %H:%M} UTC"
-    else:
-        text = f"{actor.username} lifted the mute on {target.user.username}"
-    moderation_note_post(conversation=conversation, event="member.muted", actor=actor, user=target.user, text=text)
+    until = events.timestamp(muted_until) if muted_until else None
+    system_message_post(conversation, event="member.muted", actor=actor, user=target.user, until=until)
     _announce_members(conversation, list(Membership.objects.with_users().filter(conversation=conversation)))
 
 

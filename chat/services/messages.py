@@ -293,6 +293,9 @@ def message_delete(*, actor: User, message_id: int, reason: str = "") -> Message
     message = _message_lock(message_id)
     if not actor.is_staff:
         membership = _membership_require(message.conversation, actor)
+        if message.kind == Message.Kind.SYSTEM:
+            # Who joined and who left stays on record for the members (docs/e2e.md).
+            raise Forbidden("System messages cannot be deleted.")
         if message.sender_id != actor.pk and not membership.is_moderator:
             raise Forbidden("Only the sender, or the conversation's owner and admins, can delete a message.")
     if message.deleted:

@@ -259,6 +259,8 @@ def test_group_members_panel_and_encrypted_direct_message(browser, live_url, ali
     expect(members.locator(".members-list")).to_contain_text("Carol Danvers")
     members.get_by_label("Manage Carol Danvers").click()
     members.get_by_role("button", name="Remove Carol Danvers").click()
+    # Removing someone asks first.
+    page.locator("#confirm-dialog").get_by_role("button", name="Remove").click()
     expect(members.locator(".members-list")).not_to_contain_text("Carol Danvers")
     page.keyboard.press("Escape")
     expect(members).to_be_hidden()

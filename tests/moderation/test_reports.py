@@ -190,10 +190,11 @@ def test_the_context_shows_encrypted_text_only_where_verified(alice, bob, carol,
     )
     report = Report.objects.get()
     neighbour = Message.objects.create(conversation=group, sender=carol, client_id="n", ciphertext="AAAA", nonce="A")
-    assert [text for _, text in moderation.message_context(report)] == [
-        "you will regret this",
-        "(end-to-end encrypted)",
-    ]
+    context = moderation.message_context(report)
+    # Before the reported message: the plaintext lines that say who made the group and who is in it.
+    assert [message.kind for message, _ in context[:-2]] == ["system"] * (len(context) - 2)
+    assert [text for _, text in context[:-2]] == [message.body for message, _ in context[:-2]]
+    assert [text for _, text in context[-2:]] == ["you will regret this", "(end-to-end encrypted)"]
     assert neighbour.pk > report.message_id
 
 

@@ -22,10 +22,14 @@ def role_of(conversation, user) -> str:
     return Membership.objects.get(conversation=conversation, user=user).role
 
 
+# The lines every conversation starts with (who created it, who was added or joined).
+MEMBERSHIP_EVENTS = {"created", "member.added", "member.joined"}
+
+
 def system_lines(conversation) -> list[str]:
-    return list(
-        Message.objects.filter(conversation=conversation, kind="system").order_by("id").values_list("body", flat=True)
-    )
+    """Return the system lines that moderation actions left, oldest first."""
+    lines = Message.objects.filter(conversation=conversation, kind="system").order_by("id")
+    return [line.body for line in lines if line.system.get("event") not in MEMBERSHIP_EVENTS]
 
 
 def later(**delta):
@@ -72,13 +76,13 @@ def test_an_admin_promotes_members_and_steps_down_but_does_not_demote_other_admi
         services.membership_set_role(actor=bob, conversation_id=team.pk, username="carol", role="member")
     services.membership_set_role(actor=bob, conversation_id=team.pk, username="bob", role="member")
     assert (role_of(team, bob), role_of(team, carol)) == ("member", "admin")
-    assert system_lines(team) == ["bob made carol an admin", "bob made bob a member"]
+    assert system_lines(team) == ["Bob Builder made Carol Danvers an admin", "Bob Builder is now a member"]
 
 
 def test_the_owner_transfers_ownership(team, alice, carol):
     services.membership_set_role(actor=alice, conversation_id=team.pk, username="carol", role="owner")
     assert (role_of(team, alice), role_of(team, carol)) == ("admin", "owner")
-    assert system_lines(team) == ["alice made carol the owner"]
+    assert system_lines(team) == ["Alice Liddell made Carol Danvers the owner"]
     entry = AuditEntry.objects.get()
     assert (entry.actor, entry.action, entry.target_user.username, entry.detail) == (
         alice,
@@ -101,7 +105,7 @@ def test_a_muted_member_cannot_send_until_the_time_passes(team, alice, carol):
     # The time passes (moved back here rather than waited for).
     Membership.objects.filter(conversation=team, user=carol).update(muted_until=timezone.now() - timedelta(seconds=1))
     assert send(carol, team, "back").body == "back"
-    assert system_lines(team)[0].startswith("alice muted carol until ")
+    assert system_lines(team)[0].startswith("Carol Danvers was muted by Alice Liddell until ")
     assert AuditEntry.objects.get().action == "member.muted"
 
 
@@ -159,8 +163,10 @@ def test_an_archived_channel_refuses_sends_and_stays_readable(alice, bob, client
         with pytest.raises(Forbidden, match="archived"):
             send(user, channel, "after")
     history = client_of(bob).get(f"/api/conversations/{channel.pk}/messages/").json()["messages"]
-    assert [m["body"] for m in history] == ["before", "alice archived the conversation"]
-    assert [m["kind"] for m in history] == ["text", "system"]
+    moderated = [m for m in history if (m.get("system") or {}).get("event") not in MEMBERSHIP_EVENTS]
+    assert [m["body"] for m in moderated] == ["before", "Alice Liddell archived the channel"]
+    assert [m["kind"] for m in moderated] == ["text", "system"]
+    assert moderated[-1]["system"]["event"] == "archived"
     patch(client_of(alice), f"/api/conversations/{channel.pk}/", {"archived": False})
     assert send(bob, channel, "again").body == "again"
     assert [e.action for e in AuditEntry.objects.order_by("id")] == ["conversation.archived", "conversation.unarchived"]
@@ -171,7 +177,10 @@ def test_admins_rename_and_change_the_topic_members_cannot(team, bob, carol, cli
     assert patch(client_of(carol), path, {"name": "Mine"}).status_code == 403
     answer = patch(client_of(bob), path, {"name": "  Crew ", "topic": "Ship things"}).json()
     assert (answer["name"], answer["topic"]) == ("Crew", "Ship things")
-    assert system_lines(team) == ["bob renamed the conversation to Crew", "bob changed the topic to: Ship things"]
+    assert system_lines(team) == [
+        "Bob Builder renamed the group to Crew",
+        "Bob Builder changed the topic to: Ship things",
+    ]
     assert patch(client_of(bob), path, {"name": ""}).json()["field"] == "name"
     assert patch(client_of(bob), path, {"topic": "x" * 251}).json()["field"] == "topic"
     assert patch(client_of(bob), path, {"archived": "yes"}).status_code == 400
@@ -185,7 +194,8 @@ def test_system_lines_reach_every_member_of_an_encrypted_group(alice, bob, clien
     group = make_group(alice, bob, encrypted=True)
     patch(client_of(alice), f"/api/conversations/{group.pk}/", {"topic": "secret plans"})
     history = client_of(bob).get(f"/api/conversations/{group.pk}/messages/").json()["messages"]
-    assert history[-1]["body"] == "alice changed the topic to: secret plans"
+    assert history[-1]["body"] == "Alice Liddell changed the topic to: secret plans"
+    assert history[-1]["system"]["event"] == "topic.changed"
     assert "ciphertext" not in history[-1]
 
 
@@ -218,7 +228,7 @@ async def test_a_mute_and_an_archive_reach_open_sockets_at_once(alice, bob, caro
     assert (error["code"], error["client_id"]) == ("forbidden", "c2")
     assert "10 min left" in error["detail"] and error["retry_after"] > 500
 
-    await db(services.conversation_update)(actor=alice, conversation_id=group.pk, archived=True)
+    await db(services.conversation_update)(actor=alice, conversation_id=group.pk, changes={"archived": True})
     await carol_socket.receive_type("message.new")
     assert (await carol_socket.receive_type("conversation.updated"))["conversation"]["archived"] is True
     await carol_socket.send({**frame, "client_id": "c3"})

@@ -29,6 +29,7 @@ const limits = pageData.limits ?? {};
 const store = new ChatStore(pageData.user);
 const socket = new ChatSocket({ path: pageData.ws_path });
 const keys = new KeyRing({ me: pageData.user, serverPublicKey: e2eData.public_key, kdfLimits: e2eData.kdf_limits });
+store.downgradeCheck = (conversation) => keys.checkConversation(conversation);
 const appRoot = $("chat-app");
 let everConnected = false;
 let noticeTimer = null;
@@ -46,6 +47,7 @@ const actions = {
 
   /** Send text, or an uploaded attachment ({server: its object, secret: what the encrypted content carries}). */
   send(conversationId, body, replyTo, attachment = null) {
+    if (refuseDowngraded(conversationId) || store.accountDisabled) return;
     const local = {
       id: null,
       client_id: crypto.randomUUID(),
@@ -69,19 +71,14 @@ const actions = {
   },
 
   retry(message) {
+    if (refuseDowngraded(message.conversation) || store.accountDisabled) return;
     store.log(message.conversation).pending.set(message.client_id, { ...message, failed: null, retried: false });
-    if (message.decrypted) {
-      sendEncrypted(message.client_id, message.conversation);
-    } else {
-      const frame = { type: "message.send", conversation: message.conversation, client_id: message.client_id, body: message.body };
-      if (message.reply_to) frame.reply_to = message.reply_to;
-      if (message.attachment) frame.attachment = message.attachment.id;
-      socket.resend(message.client_id, frame);
-    }
+    resendPending(message);
     pane.render();
   },
 
   async edit(message, body) {
+    if (refuseDowngraded(message.conversation)) return;
     const conversation = store.conversations.get(message.conversation);
     if (conversation?.encrypted) {
       const tag = crypto.randomUUID();
@@ -138,6 +135,13 @@ const actions = {
   },
 
   async removeMember(conversation, member) {
+    const name = displayName(member);
+    const yes = await confirmAction($("confirm-dialog"), {
+      title: `Remove ${name}?`,
+      text: `${name} leaves ${store.title(conversation)} and stops receiving its messages. Everyone in it sees that you removed them.`,
+      confirm: "Remove",
+    });
+    if (!yes) return;
     await api.removeMember(conversation.id, member.username);
     // The socket's conversation.updated says the same; do not wait for it.
     conversation.members = conversation.members.filter((other) => other.id !== member.id);
@@ -293,6 +297,7 @@ $("reconnect-button").addEventListener("click", () => socket.reconnectNow());
 async function refreshConversations() {
   const known = new Set(store.conversations.keys());
   store.setConversations(await api.conversations());
+  for (const conversation of store.conversations.values()) revealLast(conversation);
   for (const id of known) if (!store.conversations.has(id)) socket.untrack(id);
   for (const conversation of store.conversations.values()) socket.track(conversation.id, conversation.last_message_id);
   learnMembers(...store.conversations.values());
@@ -303,14 +308,14 @@ async function refreshConversations() {
 
 /** Refresh one conversation (its members above all), e.g. when the server says they changed. */
 async function refreshConversation(id) {
-  const conversation = store.putConversation(await api.conversation(id));
+  const conversation = revealLast(store.putConversation(await api.conversation(id)));
   await keys.learn(conversation.members);
   renderAll();
   return conversation;
 }
 
 function adopt(conversation) {
-  store.putConversation(conversation);
+  revealLast(store.putConversation(conversation));
   socket.track(conversation.id, conversation.last_message_id);
   learnMembers(conversation);
   list.render();
@@ -410,8 +415,22 @@ function renderAll() {
 
 // End-to-end encryption
 
+/** True (and says so) when the server calls a conversation pinned as encrypted plaintext now. */
+function refuseDowngraded(conversationId) {
+  if (!store.conversations.get(conversationId)?.downgraded) return false;
+  notice("Not sent: this conversation was end-to-end encrypted, and the server now says it is not.");
+  return true;
+}
+
 /** Decrypt a message from the server (if it is encrypted) for the store. */
 function reveal(incoming) {
+  const conversation = store.conversations.get(incoming.conversation);
+  const mustBeSealed = conversation?.downgraded || (conversation?.encrypted && typeof incoming.body === "string");
+  if (mustBeSealed && incoming.kind !== "system" && !incoming.deleted) {
+    // A plaintext body where there must be ciphertext: what the server says, not what was sent.
+    const { body, ...rest } = withSender(incoming);
+    return { ...rest, decrypted: { status: "failed" } };
+  }
   const message = keys.reveal(withSender(incoming));
   if (message.decrypted?.status === "unknown") {
     // A sender who left: their key is not among the members'. Members' keys are on their way.
@@ -421,6 +440,46 @@ function reveal(incoming) {
     }
   }
   return message;
+}
+
+/** Send a pending message again under its own client_id (sealed anew if encrypted). */
+function resendPending(message) {
+  if (message.decrypted) {
+    sendEncrypted(message.client_id, message.conversation);
+  } else {
+    const frame = { type: "message.send", conversation: message.conversation, client_id: message.client_id, body: message.body };
+    if (message.reply_to) frame.reply_to = message.reply_to;
+    if (message.attachment) frame.attachment = message.attachment.id;
+    socket.resend(message.client_id, frame);
+  }
+}
+
+/**
+ * A message refused for the rate limit stays "Sending…" and goes again once the window allows.
+ * When a timer fires, every waiting message of the conversation goes, in the order written,
+ * so that a shorter wait for a later message cannot overtake an earlier one.
+ */
+function retryWhenAllowed(conversationId, clientId, retryAfter) {
+  const log = store.log(conversationId);
+  const pending = log.pending.get(clientId);
+  if (!pending) return;
+  log.pending.set(clientId, { ...pending, rateLimited: true });
+  const seconds = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : 1;
+  setTimeout(() => {
+    if (store.accountDisabled || refuseDowngraded(conversationId)) return;
+    for (const [id, waiting] of log.pending) {
+      if (!waiting.rateLimited || waiting.failed) continue;
+      const { rateLimited, ...message } = waiting;
+      log.pending.set(id, message);
+      resendPending(message);
+    }
+  }, seconds * 1000);
+}
+
+/** Decrypt the conversation's last message for the sidebar (the server sends it as stored). */
+function revealLast(conversation) {
+  if (conversation.last_message) conversation.last_message = reveal(conversation.last_message);
+  return conversation;
 }
 
 /** Decrypt again what is held, after a key was unlocked, pinned or accepted. */
@@ -536,6 +595,22 @@ socket.addEventListener("status", ({ detail }) => {
   if (detail.state === "unauthenticated") keys.forget().catch(() => {});
 });
 
+// Banned (the socket closed with 4403): nothing more can be sent from this page.
+socket.addEventListener("status", ({ detail }) => {
+  if (detail.state === "disabled") accountDisabled();
+});
+
+function accountDisabled() {
+  store.accountDisabled = true;
+  for (const log of store.logs.values()) {
+    for (const [clientId, pending] of log.pending) log.pending.set(clientId, { ...pending, failed: "This account was disabled." });
+  }
+  $("connection-text").textContent = "This account was disabled.";
+  $("login-link").hidden = false;
+  renderAll();
+  pane.render();
+}
+
 socket.addEventListener("hello", ({ detail }) => {
   store.online = new Set([store.me.id, ...(detail.online ?? [])]);
   const unknown = (detail.conversations ?? []).some((id) => !store.conversations.has(id));
@@ -554,7 +629,8 @@ socket.addEventListener("message", ({ detail }) => {
     return;
   }
   const isNew = store.addMessage(message);
-  const fromOthers = message.sender.id !== store.me.id;
+  // A system line (who joined, who left) is news for the history, not a notification.
+  const fromOthers = message.kind !== "system" && message.sender.id !== store.me.id;
   if (message.conversation === store.activeId) {
     pane.render({ appended: true });
     pane.renderTyping();
@@ -672,6 +748,10 @@ socket.addEventListener("error", ({ detail }) => {
         if (conversationId === store.activeId) pane.render();
       };
       retryForMembers(conversationId, () => sendEncrypted(detail.client_id, conversationId), fail);
+      continue;
+    }
+    if (detail.code === "rate_limited") {
+      retryWhenAllowed(conversationId, detail.client_id, detail.retry_after);
       continue;
     }
     log.pending.set(detail.client_id, { ...pending, failed: detail.detail || detail.code });

@@ -23,6 +23,7 @@ export class KeyRing extends EventTarget {
     this.store = null;
     this.pins = new Map(); // user id -> {publicKey, verified, previous}
     this.changed = new Map(); // user id -> a new public key the user has not accepted yet
+    this.encryptedPins = new Set(); // conversation ids seen end-to-end encrypted, ever (IndexedDB)
     this.fetching = new Set(); // senders (no longer members) whose key is being asked for
     this.unreachable = new Set(); // senders whose key the server no longer offers
     this.queue = Promise.resolve(); // pins are checked one at a time
@@ -45,6 +46,7 @@ export class KeyRing extends EventTarget {
   /** Load the key pair this browser keeps, unless it was reset elsewhere since. */
   async start() {
     this.store = await openKeystore(this.me.id);
+    for (const id of await this.store.encryptedConversations()) this.encryptedPins.add(id);
     const stored = await this.store.getKeyPair();
     if (stored && e2e.toBase64(stored.publicKey) === this.serverPublicKey) this.keyPair = stored;
     else if (stored) await this.store.clearKeyPair();
@@ -92,6 +94,22 @@ export class KeyRing extends EventTarget {
     await this.store?.clearKeyPair();
     this.tell({ type: "forget" });
     this.emit();
+  }
+
+  // Conversations' encryption
+
+  /**
+   * Pin an encrypted conversation the first time it is seen, and return true when the server
+   * now calls a pinned one plaintext (a downgrade: nothing may be sent there in the clear).
+   */
+  checkConversation(conversation) {
+    if (!conversation.encrypted) return this.encryptedPins.has(conversation.id);
+    if (!this.encryptedPins.has(conversation.id)) {
+      this.encryptedPins.add(conversation.id);
+      // Kept for this page even if the store fails; later pages need the store.
+      this.store?.pinEncrypted(conversation.id).catch(() => {});
+    }
+    return false;
   }
 
   // Contacts' keys

@@ -5,6 +5,7 @@ import { releaseMedia, renderAttachment } from "./attachment-view.js";
 import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, linkifiedText, placeInOrder } from "./dom.js";
 import { isMuted, verifiedBadge } from "./people.js";
 import { messageText } from "./store.js";
+import { systemText, unannouncedMembers } from "./system.js";
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000; // consecutive messages closer than this share one header
 const LOAD_OLDER_THRESHOLD_PX = 200;
@@ -24,6 +25,7 @@ export class MessagePane {
     this.store = store;
     this.keys = keys;
     this.dom = elements;
+    this.dom.loginUrl = document.getElementById("login-link")?.getAttribute("href") ?? "/accounts/login/";
     this.actions = actions;
     this.limits = limits;
     this.nodes = new Map(); // render key -> {node, signature}
@@ -82,7 +84,7 @@ export class MessagePane {
     const title = this.store.title(conversation);
     const kindIcon = { channel: "hash", group: "group", direct: "person" }[conversation.kind];
     const other = conversation.kind === "direct" ? this.store.otherMember(conversation) : null;
-    const verified = conversation.encrypted && other && this.keys.isVerified(other.id);
+    const verified = conversation.encrypted && !conversation.downgraded && other && this.keys.isVerified(other.id);
     this.dom.title.replaceChildren(icon(kindIcon, "icon title-icon"), title, ...(verified ? [verifiedBadge()] : []));
     if (other) this.dom.title.dataset.profile = other.username;
     else delete this.dom.title.dataset.profile;
@@ -94,6 +96,7 @@ export class MessagePane {
   }
 
   subtitle(conversation) {
+    if (conversation.downgraded) return "Security warning: encryption was removed by the server";
     if (conversation.kind === "direct") {
       const other = this.store.otherMember(conversation);
       const presence = other && this.store.online.has(other.id) ? "Online" : "Offline";
@@ -110,8 +113,9 @@ export class MessagePane {
   renderComposerState() {
     const conversation = this.conversation;
     if (!conversation) return;
-    const held = this.moderationHold(conversation);
-    const blocked = held ?? (conversation.encrypted ? this.keys.blockers(conversation) : null);
+    let blocked = this.moderationHold(conversation) ?? (conversation.encrypted ? this.keys.blockers(conversation) : null);
+    if (conversation.downgraded) blocked = { downgraded: true };
+    if (this.store.accountDisabled) blocked = { disabled: true };
     const notice = this.dom.encryptedNotice;
     const signature = JSON.stringify(blocked);
     if (notice.dataset.signature !== signature) {
@@ -139,8 +143,16 @@ export class MessagePane {
     return null;
   }
 
-  blockedNotice({ state, missing, changed }) {
+  blockedNotice({ state, missing, changed, downgraded, disabled }) {
     const button = (label, onclick, attributes = {}) => el("button", { type: "button", class: "small", onclick, ...attributes }, label);
+    if (disabled) {
+      return [
+        icon("shield"),
+        el("span", { class: "account-disabled" }, el("strong", {}, "This account was disabled. "), "You cannot send messages any more."),
+        el("a", { href: this.dom.loginUrl, class: "button small" }, "Log in again"),
+      ];
+    }
+    if (downgraded) return downgradeWarning();
     if (state === "none") {
       return [icon("lock"), el("span", {}, "Set up end-to-end encryption to write here."), button("Set up encryption", () => this.actions.keySetup())];
     }
@@ -198,6 +210,12 @@ export class MessagePane {
       wanted.push(this.node(key, signature, () => this.messageNode(message, state)));
       keep.add(key);
       previous = message;
+    }
+    const flagged = unannouncedMembers(conversation, log);
+    if (flagged.length) {
+      const names = flagged.map(displayName);
+      wanted.push(this.node("audit", JSON.stringify(names), () => membershipWarning(names)));
+      keep.add("audit");
     }
     for (const key of [...this.nodes.keys()]) if (!keep.has(key)) this.nodes.delete(key);
     placeInOrder(this.dom.list, wanted);
@@ -260,14 +278,20 @@ export class MessagePane {
     return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < STICK_TO_BOTTOM_PX;
   }
 
-  /** Map message id -> names of the other members whose read marker sits on it. */
+  /**
+   * Map message id -> names of the other members whose read marker sits on it: the newest
+   * message up to their marker that they did not send themselves (a system line carries none).
+   * Members who left have no marker.
+   */
   seenMarkers(conversation, log) {
     const markers = new Map();
     const reads = this.store.reads.get(conversation.id);
     if (!reads || conversation.kind === "channel") return markers;
-    const ids = [...log.byId.keys()].sort((a, b) => a - b);
+    const messages = [...log.byId.values()].filter((message) => message.kind !== "system").sort((a, b) => a.id - b.id);
+    const memberIds = new Set(conversation.members.map((member) => member.id));
     for (const [userId, upTo] of reads) {
-      const at = ids.filter((id) => id <= upTo).pop();
+      if (!memberIds.has(userId)) continue;
+      const at = messages.filter((message) => message.id <= upTo && message.sender.id !== userId).pop()?.id;
       if (at === undefined) continue;
       const names = markers.get(at) ?? [];
       names.push(displayName(this.store.users.get(userId)));
@@ -279,9 +303,7 @@ export class MessagePane {
   // One message
 
   messageNode(message, { continued, seen, editing }) {
-    if (message.kind === "system") {
-      return el("li", { class: "system-message", id: `message-${message.id}` }, el("span", {}, message.body ?? ""));
-    }
+    if (message.kind === "system") return this.systemNode(message);
     const mine = message.sender.id === this.store.me.id;
     const classes = ["message"];
     if (mine) classes.push("mine");
@@ -325,6 +347,18 @@ export class MessagePane {
     return Boolean(message.id && message.sender && this.store.blocked.has(message.sender.id) && !this.unfolded.has(message.id));
   }
 
+  /** A system line, centred: who created, joined, left or renamed the conversation. */
+  systemNode(message) {
+    const created = new Date(message.created_at);
+    return el(
+      "li",
+      { class: "system-message", id: `message-${message.id}`, dataset: { messageId: message.id, event: message.system?.event ?? "" } },
+      el("span", {}, systemText(message, this.store)),
+      " ",
+      el("time", { datetime: message.created_at, title: created.toLocaleString() }, formatTime(created)),
+    );
+  }
+
   content(message) {
     if (message.deleted) return el("p", { class: "message-text deleted-text" }, "This message was deleted.");
     if (this.isFolded(message)) {
@@ -360,7 +394,9 @@ export class MessagePane {
         "p",
         { class: "message-status error", role: "alert" },
         `Not sent: ${message.failed} `,
-        el("button", { type: "button", class: "link-button", onclick: () => this.actions.retry(message) }, "Try again"),
+        this.store.accountDisabled
+          ? null
+          : el("button", { type: "button", class: "link-button", onclick: () => this.actions.retry(message) }, "Try again"),
       );
     }
     if (!message.id) return el("p", { class: "message-status" }, "Sending…");
@@ -535,6 +571,35 @@ export class MessagePane {
     else if (names.length > 2) text = "Several people are typing…";
     if (this.dom.typing.textContent !== text) this.dom.typing.textContent = text;
   }
+}
+
+/** The line under the history when members are listed whom no system line accounts for. */
+function membershipWarning(names) {
+  const who = names.length === 1 ? `${names[0]} is a member` : `${names.slice(0, -1).join(", ")} and ${names.at(-1)} are members`;
+  return el(
+    "li",
+    { class: "system-message membership-warning", role: "note" },
+    icon("shield"),
+    " ",
+    el("strong", {}, "Security warning: "),
+    `${who}, but no line in this conversation says who added them. ` +
+      "The server may have added them without anyone's say. Ask the members before you write anything private.",
+  );
+}
+
+/** The warning shown in a conversation that was end-to-end encrypted and that the server now calls plaintext. */
+function downgradeWarning() {
+  return [
+    icon("shield"),
+    el(
+      "span",
+      { class: "security-warning" },
+      el("strong", {}, "Security warning: "),
+      "this conversation was end-to-end encrypted, and the server now says it is not. " +
+        "Nothing you write is sent here, and its messages are not shown. " +
+        "Tell the other members through another channel and ask the site's operators why.",
+    ),
+  ];
 }
 
 function isContinuation(previous, message) {
