@@ -113,7 +113,8 @@ export class MessagePane {
   renderComposerState() {
     const conversation = this.conversation;
     if (!conversation) return;
-    let blocked = this.moderationHold(conversation) ?? (conversation.encrypted ? this.keys.blockers(conversation) : null);
+    const held = this.moderationHold(conversation);
+    let blocked = held ?? (conversation.encrypted ? this.keys.blockers(conversation) : null);
     if (conversation.downgraded) blocked = { downgraded: true };
     if (this.store.accountDisabled) blocked = { disabled: true };
     const notice = this.dom.encryptedNotice;
@@ -121,7 +122,9 @@ export class MessagePane {
     if (notice.dataset.signature !== signature) {
       // Rebuilt only when it changes, so a screen reader does not hear it again on every render.
       notice.dataset.signature = signature;
-      notice.replaceChildren(...(held ? [icon("lock"), el("span", {}, held.text)] : blocked ? this.blockedNotice(blocked) : []));
+      notice.replaceChildren(
+        ...(held && blocked === held ? [icon("lock"), el("span", {}, held.text)] : blocked ? this.blockedNotice(blocked) : []),
+      );
     }
     notice.hidden = !blocked;
     this.dom.input.disabled = Boolean(blocked);
