@@ -244,6 +244,8 @@ async def listen(chat: Client, args) -> int | None:
             await chat.unlock(_passphrase())
         except EncryptionLocked:
             print("chatterbox: encrypted messages stay locked: set CHATTERBOX_PASSPHRASE.", file=sys.stderr)
+    where = f"{len(wanted)} conversation(s)" if wanted else "all your conversations"
+    print(f"chatterbox: Listening to {where} as {chat.me['username']}; Ctrl-C stops.", file=sys.stderr, flush=True)
     seen = 0
     async for event in chat.events():
         if event.type == "state":
