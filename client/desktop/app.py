@@ -14,12 +14,13 @@ import threading
 import time
 import tkinter as tk
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from tkinter import filedialog, simpledialog, ttk
 
 from client import config
 from client.client import Event, Message
-from client.errors import ChatterboxError, EncryptionLocked, TwoFactorRequired
+from client.errors import ChatterboxError, EncryptionLocked, NoKeyBackup, TwoFactorRequired
 from client.sync import SyncClient
 
 POLL_MS = 50
@@ -50,6 +51,7 @@ class ChatApp:
         self.typed_at = 0.0
         self.images: list = []
         self._results: queue.Queue = queue.Queue()
+        self._serial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatterbox-send")
         root.title("Chatterbox")
         root.geometry("960x640")
         root.minsize(640, 420)
@@ -184,8 +186,13 @@ class ChatApp:
 
     # Threads
 
-    def background(self, work: Callable, done: Callable | None = None, failed: Callable | None = None) -> None:
-        """Run blocking `work()` in a thread; call `done(result)` or `failed(error)` on Tk's thread."""
+    def background(
+        self, work: Callable, done: Callable | None = None, failed: Callable | None = None, *, serial: bool = False
+    ) -> None:
+        """Run blocking `work()` in a thread; call `done(result)` or `failed(error)` on Tk's thread.
+
+        `serial` work (sends) runs one at a time in order, so messages go out as they were written.
+        """
 
         def run():
             try:
@@ -196,7 +203,10 @@ class ChatApp:
                 if done is not None:
                     self._results.put((done, result))
 
-        threading.Thread(target=run, daemon=True).start()
+        if serial:
+            self._serial.submit(run)
+        else:
+            threading.Thread(target=run, daemon=True).start()
 
     def poll(self) -> None:
         """Hand finished work and client events to the widgets; runs every POLL_MS on Tk's thread."""
@@ -429,7 +439,9 @@ class ChatApp:
                 self.ask_passphrase()
             self.show_error(error)
 
-        self.background(lambda: self.chat.send(conversation_id, text), lambda message: self.status(""), failed)
+        self.background(
+            lambda: self.chat.send(conversation_id, text), lambda message: self.status(""), failed, serial=True
+        )
         return "break"
 
     def send_file(self, path: str | None = None) -> None:
@@ -441,7 +453,9 @@ class ChatApp:
         conversation_id, text = self.current, self.composer_var.get().strip()
         self.composer_var.set("")
         self.status(f"Sending {Path(path).name}…")
-        self.background(lambda: self.chat.send_file(conversation_id, path, text), lambda message: self.status(""))
+        self.background(
+            lambda: self.chat.send_file(conversation_id, path, text), lambda message: self.status(""), serial=True
+        )
 
     def _on_key(self, event) -> None:
         if self.current is None or event.keysym in {"Return", "Tab"}:
@@ -468,7 +482,32 @@ class ChatApp:
                 self.shown[conversation_id] = [self.chat.reveal(m.raw) for m in self.shown[conversation_id]]
             self.render()
 
-        self.background(lambda: self.chat.unlock(passphrase), unlocked)
+        def failed(error):
+            if isinstance(error, NoKeyBackup):
+                self.offer_setup()
+            else:
+                self.show_error(error)
+
+        self.background(lambda: self.chat.unlock(passphrase), unlocked, failed)
+
+    def offer_setup(self) -> None:
+        """Make a key pair for an account that has none yet (as the browser's "Set up encryption")."""
+        first = simpledialog.askstring(
+            "Set up encryption",
+            "You have no encryption key yet. Choose an encryption passphrase (not your password):",
+            show="•",
+            parent=self.root,
+        )
+        if not first:
+            return
+        if (
+            simpledialog.askstring("Set up encryption", "Type the passphrase again:", show="•", parent=self.root)
+            != first
+        ):
+            self.status("The two passphrases do not match.")
+            return
+        self.status("Creating your key…")
+        self.background(lambda: self.chat.setup_encryption(first), lambda _: self.unlock(first))
 
     # Events from the server
 
@@ -584,6 +623,7 @@ class ChatApp:
         if self.chat is not None:
             self.chat.close()
             self.chat = None
+        self._serial.shutdown(wait=False)
         self.root.destroy()
 
 
