@@ -229,7 +229,12 @@ class ChatSocket:
         pending = self.outbox.get(frame["client_id"]) or _Pending(frame)
         self.outbox[frame["client_id"]] = pending
         await self.send(frame)
-        return await asyncio.shield(pending.future)
+        try:
+            return await asyncio.shield(pending.future)
+        except asyncio.CancelledError:
+            # The caller gave up (a timeout): do not send it behind their back after a reconnect.
+            self.outbox.pop(frame["client_id"], None)
+            raise
 
     # Receiving
 

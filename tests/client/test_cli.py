@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import pyotp
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 
@@ -16,7 +15,7 @@ from accounts.models import ApiToken
 from chat import services
 from chat.models import Conversation
 from chat.models import Message as StoredMessage
-from tests.client.test_library import FAST_KDF, messages_of
+from tests.client.test_library import FAST_KDF, fresh_totp, messages_of
 from tests.conftest import PASSWORD
 
 CHATTERBOX = str(Path(sys.executable).with_name("chatterbox"))
@@ -77,9 +76,7 @@ def test_login_stores_a_token_with_mode_0600_and_never_the_password(live_url, al
 def test_login_with_two_factor_code_from_the_pipe(live_url, alice, general):
     secret = generate_totp_secret()
     TOTP.activate(alice, secret)
-    done = chatterbox(
-        "--server", live_url, "login", "alice@example.com", stdin=f"{PASSWORD}\n{pyotp.TOTP(secret).now()}\n"
-    )
+    done = chatterbox("--server", live_url, "login", "alice@example.com", stdin=f"{PASSWORD}\n{fresh_totp(secret)}\n")
     assert done.returncode == 0, done.stderr
     assert chatterbox("whoami").stdout.startswith("alice ")
     missing = chatterbox("--server", live_url, "login", "alice", stdin=f"{PASSWORD}\n")

@@ -6,7 +6,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pyotp
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from playwright.sync_api import expect
@@ -17,7 +16,7 @@ from client.keys import KeyStore
 from tests.browser.test_chat import conversation_button, message_texts, open_chat, send, signed_in_context
 from tests.browser.test_e2e import PASSPHRASES, set_up_encryption
 from tests.client.test_browser_interop import channel_for
-from tests.client.test_library import FAST_KDF
+from tests.client.test_library import FAST_KDF, fresh_totp
 from tests.conftest import PASSWORD
 
 
@@ -117,7 +116,7 @@ def test_desktop_app_signs_in_with_2fa_and_chats_with_the_browser(
     app.password_var.set(PASSWORD)
     app.sign_in_button.invoke()
     pump(app, lambda: app.code_entry.winfo_ismapped(), what="2FA step")
-    app.code_var.set(pyotp.TOTP(secret).now())
+    app.code_var.set(fresh_totp(secret))
     app.code_entry.event_generate("<Return>")
     pump(app, lambda: app.main_frame.winfo_ismapped(), what="sign-in")
     assert app.connection_label.cget("text") == "Connected"
