@@ -41,7 +41,8 @@ def users(request):
     query = request.GET.get("q", "").strip()
     if len(query) > 64:
         raise Invalid("The search text is too long (at most 64 characters).")
-    found = User.objects.filter(is_active=True)
+    # Someone who blocked you does not show up in your searches.
+    found = User.objects.filter(is_active=True).exclude(blocks_made__blocked=request.user)
     if query:
         found = found.filter(Q(username__icontains=query) | Q(display_name__icontains=query))
     found = list(found[:USER_SEARCH_LIMIT])

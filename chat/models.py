@@ -1,4 +1,6 @@
-"""Conversations, who belongs to them, and the messages sent in them."""
+"""Conversations, who belongs to them, the messages sent in them and their attachments."""
+
+import uuid
 
 from django.conf import settings
 from django.db import models
@@ -60,6 +62,8 @@ class Conversation(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     # "lower_id:higher_id" for a direct conversation, so asking twice finds the same one.
     direct_key = models.CharField(max_length=41, null=True, blank=True, unique=True, editable=False)
+    # Archived: still readable, no longer written to (by anyone).
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     objects = ConversationQuerySet.as_manager()
 
@@ -68,6 +72,10 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return self.name or f"{self.get_kind_display()} {self.pk}"
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
 
 
 class MembershipQuerySet(models.QuerySet):
@@ -89,6 +97,9 @@ class Membership(models.Model):
     # Messages up to this id count as read; a new member starts at the conversation's newest.
     last_read_message_id = models.BigIntegerField(default=0)
     muted = models.BooleanField(default=False)
+    # Set by the owner or an admin: the member may not write until then. (`muted` above is the
+    # member's own choice to silence notifications.)
+    muted_until = models.DateTimeField(null=True, blank=True)
 
     objects = MembershipQuerySet.as_manager()
 
@@ -115,9 +126,10 @@ class MessageQuerySet(models.QuerySet):
         return (
             self.annotate(own_key=FilteredRelation("keys", condition=Q(keys__user=user)))
             .filter(Exists(Membership.objects.filter(conversation=OuterRef("conversation"), user=user)))
-            .filter(Q(conversation__encrypted=False) | Q(own_key__isnull=False))
+            # System lines (who joined, who was muted) are plaintext for every member.
+            .filter(Q(conversation__encrypted=False) | Q(own_key__isnull=False) | Q(kind="system"))
             .annotate(recipient_key=F("own_key__key"))
-            .select_related("sender", "conversation")
+            .select_related("sender", "conversation", "attachment")
         )
 
     def after(self, message_id: int) -> "MessageQuerySet":
@@ -178,3 +190,65 @@ class MessageKey(models.Model):
 
     def __str__(self) -> str:
         return f"key of message {self.message_id} for {self.user_id}"
+
+
+def attachment_path(attachment, filename: str) -> str:
+    """Store under a random name: the user's file name never reaches the storage backend."""
+    return f"attachments/{attachment.conversation_id}/{uuid.uuid4().hex}"
+
+
+class AttachmentQuerySet(models.QuerySet):
+    def readable_by(self, user) -> "AttachmentQuerySet":
+        """Return attachments the user may fetch: in a conversation they belong to now, and sent
+        in a message that still stands, or still unsent and their own."""
+        member = Membership.objects.filter(conversation=OuterRef("conversation"), user=user)
+        return self.filter(Exists(member)).filter(
+            Q(message__isnull=False, message__deleted_at__isnull=True) | Q(message__isnull=True, uploader=user)
+        )
+
+    def orphaned(self, *, older_than) -> "AttachmentQuerySet":
+        """Return uploads never used in a message and created before older_than."""
+        return self.filter(message__isnull=True, created_at__lt=older_than)
+
+
+class Attachment(models.Model):
+    """A file uploaded for one conversation; once sent, it belongs to exactly one message.
+
+    In an encrypted conversation `file` is an opaque blob and name and type are blank: the real
+    ones travel inside the message's encrypted content.
+    """
+
+    class Kind(models.TextChoices):
+        FILE = "file"
+        PICTURE = "picture"
+        VOICE = "voice"
+        VIDEO = "video"
+        ENCRYPTED = "encrypted"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="attachments")
+    # Kept when the account goes: others may still see the message it was sent in.
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="attachments"
+    )
+    message = models.OneToOneField(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachment")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.FILE)
+    file = models.FileField(upload_to=attachment_path, max_length=200)
+    thumbnail = models.FileField(upload_to=attachment_path, max_length=200, blank=True)
+    name = models.CharField(max_length=255, blank=True)
+    content_type = models.CharField(max_length=100, default="application/octet-stream")
+    size = models.BigIntegerField()
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AttachmentQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["uploader", "size"], name="attachment_quota_idx"),
+            models.Index(fields=["created_at"], name="attachment_orphan_idx", condition=Q(message__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"attachment {self.pk}"

@@ -19,6 +19,8 @@ def home(request):
             "message_max_length": settings.CHAT_MESSAGE_MAX_CHARS,
             "group_max_members": settings.CHAT_GROUP_MAX_MEMBERS,
             "history_page": HISTORY_PAGE,
+            "attachment_max_bytes": settings.ATTACHMENT_MAX_BYTES,
+            "attachment_max_seconds": settings.ATTACHMENT_MAX_SECONDS,
         },
     }
     return render(request, "chat/home.html", {"chat_data": chat_data, "e2e_data": _e2e_data(request.user)})

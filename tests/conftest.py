@@ -106,6 +106,8 @@ def server_env(media_root: Path) -> dict:
     env.update({"DEBUG": "1", "MEDIA_ROOT": str(media_root), "PYTHONUNBUFFERED": "1"})
     # Browser tests seal key backups with Argon2id INTERACTIVE, not the default MODERATE, to stay fast.
     env.setdefault("E2E_KDF_LIMITS", "interactive")
+    # Every test browser comes from 127.0.0.1: per-address limits would count them all together.
+    env.setdefault("RATE_LIMIT_ADDRESS_FACTOR", "1000")
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     if db["ENGINE"] == "django.db.backends.sqlite3":
         env["SQLITE_PATH"] = str(db["NAME"])

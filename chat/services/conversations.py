@@ -2,13 +2,17 @@
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.models import User
 from chat import events
 from chat.models import Conversation, Membership
-from chat.services.lookups import _active_users, _announce_added, _conversation_get
+from chat.services.lookups import _active_users, _announce_added, _announce_members, _conversation_get
 from chat.services.memberships import _member_add
-from chatterbox.errors import Forbidden, Invalid
+from chat.services.moderation_notes import moderation_note_post
+from chatterbox.errors import Forbidden, Invalid, NotMember
+from moderation.audit import audit_record
+from moderation.restrictions import direct_block_check
 
 Kind = Conversation.Kind
 Role = Membership.Role
@@ -49,6 +53,7 @@ def _direct_get_or_create(*, creator: User, members: list[str], encrypted: bool 
     if members[0] == creator.username:
         raise Invalid("You cannot start a direct conversation with yourself.")
     (other,) = _active_users(members)
+    direct_block_check(sender=creator, other_id=other.pk)
     low, high = sorted([creator.pk, other.pk])
     direct_key = f"{low}:{high}"
     existing = Conversation.objects.filter(direct_key=direct_key).first()
@@ -124,10 +129,58 @@ def channel_join(*, user: User, conversation_id: int) -> tuple[Conversation, boo
 
 
 @transaction.atomic
-def conversation_delete(*, conversation: Conversation) -> None:
+def conversation_delete(*, conversation: Conversation, actor: User | None = None, reason: str = "") -> None:
     """Delete a conversation with its messages (the admin's door); members' clients drop it."""
+    audit_record(actor=actor, action="conversation.deleted", conversation=conversation, reason=reason)
     for user_id in conversation.memberships.values_list("user_id", flat=True):
         events.broadcast_on_commit(
             events.user_group(user_id), {"type": "chat.conversation.removed", "id": conversation.pk}
         )
     conversation.delete()
+
+
+@transaction.atomic
+def conversation_update(
+    *,
+    actor: User,
+    conversation_id: int,
+    name: str | None = None,
+    topic: str | None = None,
+    archived: bool | None = None,
+) -> Conversation:
+    """Rename, change the topic of, or archive a group or channel (owner and admins, or staff).
+
+    An archived conversation stays readable and refuses every send until it is unarchived.
+    """
+    conversation = _conversation_get(conversation_id, lock=True)
+    if conversation.kind == Kind.DIRECT:
+        raise Forbidden("A direct conversation has no name, topic or archive.")
+    if not actor.is_staff:
+        membership = Membership.objects.filter(conversation=conversation, user=actor).first()
+        if membership is None:
+            raise NotMember()
+        if not membership.is_moderator:
+            raise Forbidden("Only the owner and admins can change the conversation's settings.")
+    changes = []
+    if name is not None and _name_check(name) != conversation.name:
+        conversation.name = _name_check(name)
+        changes.append(("name", "renamed", f"{actor.username} renamed the conversation to {conversation.name}"))
+    if topic is not None and _topic_check(topic) != conversation.topic:
+        conversation.topic = _topic_check(topic)
+        text = f"{actor.username} changed the topic to: {conversation.topic}" if conversation.topic else None
+        changes.append(("topic", "topic.changed", text or f"{actor.username} cleared the topic"))
+    if archived is not None and archived != conversation.archived:
+        conversation.archived_at = timezone.now() if archived else None
+        verb = "archived" if archived else "unarchived"
+        changes.append(("archived_at", "archived", f"{actor.username} {verb} the conversation"))
+    if not changes:
+        return conversation
+    conversation.save(update_fields=[field for field, _, _ in changes])
+    for field, event, text in changes:
+        action = {"name": "conversation.renamed", "topic": "conversation.topic_changed"}.get(
+            field, "conversation.archived" if conversation.archived else "conversation.unarchived"
+        )
+        audit_record(actor=actor, action=action, conversation=conversation, change=text)
+        moderation_note_post(conversation=conversation, event=event, actor=actor, text=text)
+    _announce_members(conversation, list(Membership.objects.with_users().filter(conversation=conversation)))
+    return conversation

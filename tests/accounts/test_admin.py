@@ -51,7 +51,9 @@ def test_user_list_is_refused_to_non_staff(client_of, alice):
 
 def ban(admin_client, *users):
     return admin_client.post(
-        USERS_URL, {"action": "ban_users", "_selected_action": [user.pk for user in users]}, follow=True
+        USERS_URL,
+        {"action": "ban_users", "_selected_action": [user.pk for user in users], "apply": "1", "reason": "spam"},
+        follow=True,
     )
 
 

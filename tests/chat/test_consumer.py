@@ -304,7 +304,7 @@ async def test_read_is_stored_and_relayed(alice, bob, connect):
         ('{"type": "message.send", "conversation": 1, "client_id": 5, "body": "x"}', "client_id"),
         ('{"type": "message.send", "conversation": 1, "client_id": "c", "body": ["x"]}', "body"),
         ('{"type": "message.send", "conversation": 1, "client_id": "c", "keys": "k"}', "keys"),
-        ('{"type": "message.send", "conversation": 1, "client_id": "c", "body": "x", "attachment": 3}', "attach"),
+        ('{"type": "message.send", "conversation": 1, "client_id": "c", "body": "x", "attachment": "3"}', "attachment"),
     ],
 )
 async def test_malformed_frames_get_invalid_and_socket_keeps_working(alice, connect, raw, detail_word):

@@ -1,14 +1,19 @@
 // The chat page: wires the socket and the HTTP API to the store and the view modules.
 
 import { api } from "./api.js";
+import { attachmentSummary, releaseAttachment, useLightbox } from "./attachment-view.js";
+import { AttachmentComposer } from "./attachments.js";
 import { ConversationList } from "./conversation-list.js";
 import { NewConversationDialog, confirmAction } from "./dialogs.js";
 import { displayName } from "./dom.js";
 import { KeyDialog, SafetyDialog } from "./key-dialogs.js";
 import { KeyRing } from "./keyring.js";
+import { Lightbox } from "./lightbox.js";
 import { MessagePane } from "./message-pane.js";
+import { ReportDialog } from "./report-dialog.js";
 import { Notifier } from "./notifications.js";
 import { MembersDialog, OnlineList } from "./people.js";
+import { Recorder } from "./recorder.js";
 import { ChatSocket } from "./socket.js";
 import { ChatStore, TYPING_EXPIRES_MS, messageText, withSender } from "./store.js";
 
@@ -37,7 +42,8 @@ const actions = {
   loadOlder: (id) => loadHistory(id, { older: store.log(id).historyLoaded }),
   typing: (id) => socket.typing(id),
 
-  send(conversationId, body, replyTo) {
+  /** Send text, or an uploaded attachment ({server: its object, secret: what the encrypted content carries}). */
+  send(conversationId, body, replyTo, attachment = null) {
     const local = {
       id: null,
       client_id: crypto.randomUUID(),
@@ -48,12 +54,14 @@ const actions = {
     };
     if (store.conversations.get(conversationId)?.encrypted) {
       // Shown at once as "Sending…"; sealing may first wait for the members' keys.
-      store.log(conversationId).pending.set(local.client_id, { ...local, decrypted: { status: "ok", text: body } });
+      const decrypted = { status: "ok", text: body, attachment: attachment?.secret ?? null };
+      store.log(conversationId).pending.set(local.client_id, { ...local, attachment: attachment?.server ?? null, decrypted });
       sendEncrypted(local.client_id, conversationId);
     } else {
       const fields = replyTo ? { body, reply_to: replyTo } : { body };
+      if (attachment) fields.attachment = attachment.server.id;
       socket.sendMessage(conversationId, fields, local.client_id);
-      store.log(conversationId).pending.set(local.client_id, { ...local, ...fields });
+      store.log(conversationId).pending.set(local.client_id, { ...local, ...fields, attachment: attachment?.server ?? null });
     }
     pane.render({ toBottom: true });
   },
@@ -65,6 +73,7 @@ const actions = {
     } else {
       const frame = { type: "message.send", conversation: message.conversation, client_id: message.client_id, body: message.body };
       if (message.reply_to) frame.reply_to = message.reply_to;
+      if (message.attachment) frame.attachment = message.attachment.id;
       socket.resend(message.client_id, frame);
     }
     pane.render();
@@ -103,6 +112,18 @@ const actions = {
     if (!PHONE_QUERY.matches) $("composer-input").focus();
   },
 
+  report: (message) => reportDialog.open(message),
+
+  async sendReport(fields, alsoBlock) {
+    await api.report(fields);
+    if (alsoBlock) {
+      await api.block(alsoBlock.username);
+      store.blocked.add(alsoBlock.id);
+      pane.render();
+    }
+    notice(alsoBlock ? `Thank you. The moderators will look at it, and you blocked ${displayName(alsoBlock)}.` : "Thank you. The moderators will look at it.");
+  },
+
   // These return the conversation's id; the dialog closes, then opens it (so focus lands there).
   startDirect: async (username) => adopt(await api.startDirect(username)),
   createGroup: async (name, usernames, encrypted) => adopt(await api.createGroup(name, usernames, encrypted)),
@@ -118,6 +139,30 @@ const actions = {
     await api.removeMember(conversation.id, member.username);
     // The socket's conversation.updated says the same; do not wait for it.
     conversation.members = conversation.members.filter((other) => other.id !== member.id);
+    renderAll();
+  },
+
+  async setRole(conversation, member, role) {
+    store.putConversation(await api.setRole(conversation.id, member.username, role));
+    renderAll();
+  },
+
+  async transfer(conversation, member) {
+    const yes = await confirmAction($("confirm-dialog"), {
+      title: `Make ${displayName(member)} the owner?`,
+      text: `${displayName(member)} becomes the owner of ${store.title(conversation)} and you become an admin. Only the new owner can undo this.`,
+      confirm: "Hand over ownership",
+    });
+    if (yes) await actions.setRole(conversation, member, "owner");
+  },
+
+  async mute(conversation, member, until) {
+    store.putConversation(await api.muteMember(conversation.id, member.username, until));
+    renderAll();
+  },
+
+  async update(conversation, fields) {
+    store.putConversation(await api.updateConversation(conversation.id, fields));
     renderAll();
   },
 
@@ -165,15 +210,58 @@ const pane = new MessagePane({
     replyCancel: $("reply-cancel"),
   },
 });
+const attachments = new AttachmentComposer({
+  store,
+  keys,
+  actions,
+  limits,
+  elements: {
+    attachButton: $("attach-button"),
+    fileInput: $("file-input"),
+    input: $("composer-input"),
+    dropZone: $("pane-body"),
+    queue: $("upload-queue"),
+    showError: (text) => pane.showComposerError(text),
+  },
+});
+new Recorder({
+  limits,
+  canStart: () => attachments.writable(),
+  onRecorded: (file, options) => attachments.addFiles([file], options),
+  onError: (text) => pane.showComposerError(text),
+  elements: {
+    voiceButton: $("voice-button"),
+    videoButton: $("video-button"),
+    panel: $("recorder"),
+    preview: $("recorder-preview"),
+    review: $("recorder-review"),
+    status: $("recorder-status"),
+    timer: $("recorder-timer"),
+    cancel: $("recorder-cancel"),
+    stop: $("recorder-stop"),
+    send: $("recorder-send"),
+  },
+});
+useLightbox(new Lightbox($("lightbox")));
 const online = new OnlineList({ store, list: $("online-list"), heading: $("online-heading") });
 const members = new MembersDialog({
   store,
   keys,
   dialog: $("members-dialog"),
-  actions: { invite: actions.invite, remove: actions.removeMember, leave: actions.leave, safety: actions.safety },
+  actions: {
+    invite: actions.invite,
+    remove: actions.removeMember,
+    leave: actions.leave,
+    safety: actions.safety,
+    setRole: actions.setRole,
+    transfer: actions.transfer,
+    mute: actions.mute,
+    update: actions.update,
+  },
 });
 const keyDialog = new KeyDialog({ dialog: $("key-dialog"), keys, onDone: (text) => notice(text) });
 const safetyDialog = new SafetyDialog({ dialog: $("safety-dialog"), keys });
+const reportDialog = new ReportDialog({ dialog: $("report-dialog"), keys, actions: { report: actions.sendReport } });
 const newConversation = new NewConversationDialog({ store, dialog: $("new-conversation-dialog"), actions, limits });
 const notifier = new Notifier({ store, button: $("notifications-button"), onOpen: actions.open });
 
@@ -224,6 +312,7 @@ function openConversation(id) {
   appRoot.dataset.view = "conversation";
   history.replaceState(null, "", `#conversation-${id}`);
   pane.show();
+  attachments.render();
   list.render();
   online.render();
   const log = store.log(id);
@@ -348,8 +437,9 @@ async function sendEncrypted(clientId, conversationId) {
     log.pending.set(clientId, { ...pending, failed: why });
   } else {
     const conversation = store.conversations.get(conversationId);
-    const fields = keys.seal(conversation, clientId, pending.decrypted.text);
+    const fields = keys.seal(conversation, clientId, pending.decrypted.text, pending.decrypted.attachment);
     if (pending.reply_to) fields.reply_to = pending.reply_to;
+    if (pending.attachment) fields.attachment = pending.attachment.id;
     socket.resend(clientId, { type: "message.send", conversation: conversationId, client_id: clientId, ...fields });
   }
   if (conversationId === store.activeId) pane.render();
@@ -364,7 +454,8 @@ async function editEncrypted(tag) {
     return;
   }
   // Sealed under the message's own client_id: readers check it against the message.
-  const fields = keys.seal(store.conversations.get(message.conversation), message.client_id, body);
+  // The attachment's secrets go along, or the edit would take the file away from its readers.
+  const fields = keys.seal(store.conversations.get(message.conversation), message.client_id, body, message.decrypted?.attachment ?? null);
   if (!socket.editMessage(message.id, { ...fields, client_id: tag })) {
     edits.delete(tag);
     notice("You are offline; the edit was not sent. Try again once reconnected.");
@@ -457,7 +548,7 @@ socket.addEventListener("message", ({ detail }) => {
     pane.render({ appended: true });
     pane.renderTyping();
     markReadIfLooking();
-    if (fromOthers && isNew) announce(`${displayName(message.sender)}: ${messageText(message) ?? "Encrypted message"}`);
+    if (fromOthers && isNew) announce(`${displayName(message.sender)}: ${messageText(message) || attachmentSummary(message) || (messageText(message) ?? "Encrypted message")}`);
   }
   if (live && fromOthers && isNew) notifier.incoming(message);
   list.render();
@@ -488,6 +579,7 @@ socket.addEventListener("deleted", ({ detail }) => {
   const log = store.log(detail.conversation);
   const message = log.byId.get(detail.id);
   if (message) log.byId.set(detail.id, { ...message, deleted: true, body: "" });
+  if (message?.attachment) releaseAttachment(message.attachment.id);
   const conversation = store.conversations.get(detail.conversation);
   if (conversation?.last_message?.id === detail.id) conversation.last_message = { ...conversation.last_message, deleted: true };
   if (detail.conversation === store.activeId) pane.render();
@@ -533,6 +625,11 @@ socket.addEventListener("key-changed", ({ detail }) => {
     for (const member of conversation.members) if (member.id === detail.user) member.public_key = detail.public_key;
   }
   keys.learn([{ id: detail.user, public_key: detail.public_key }]).catch((error) => notice(error.message));
+});
+
+socket.addEventListener("report-handled", ({ detail: { report } }) => {
+  const outcome = report.status === "dismissed" ? "dismissed" : "acted on";
+  notice(`The moderators ${outcome} your report. ${report.resolution}`);
 });
 
 socket.addEventListener("conversation-removed", ({ detail }) => forget(detail.id));
@@ -591,7 +688,7 @@ function renderConnection({ state, retryIn }) {
   } else if (state === "connecting") {
     text.textContent = "Reconnecting…";
   } else if (state === "unauthenticated") {
-    text.textContent = "You are signed out.";
+    text.textContent = "You were signed out.";
   } else if (state === "disabled") {
     text.textContent = "This account is disabled.";
   }
@@ -623,9 +720,16 @@ document.addEventListener("keydown", (event) => {
 
 // Start: the conversation list first, so the socket knows where each conversation stands.
 
+/** Learn whom I blocked, so their messages in shared rooms arrive folded. */
+async function refreshBlocks() {
+  store.blocked = new Set((await api.blocks()).map((block) => block.user.id));
+  if (store.activeId !== null) pane.render();
+}
+
 keys
   .start()
   .catch((error) => notice(`Encryption is not available in this browser: ${error.message}`))
+  .then(() => refreshBlocks().catch((error) => notice(`Could not load your blocked users: ${error.message}`)))
   .then(() => refreshConversations())
   .catch((error) => notice(`Could not load your conversations: ${error.message}`))
   .finally(() => socket.start());

@@ -1,6 +1,7 @@
 // The sidebar: one row per conversation with its kind, name, last message and unread badge.
 
 import { avatar, el, icon } from "./dom.js";
+import { attachmentSummary } from "./attachment-view.js";
 import { messageText } from "./store.js";
 
 const KIND_LABELS = { direct: "Direct message", group: "Group", channel: "Channel" };
@@ -72,6 +73,6 @@ export class ConversationList {
     if (!message) return conversation.kind === "channel" ? conversation.topic || "" : "";
     const who = message.sender.id === this.store.me.id ? "You" : message.sender.display_name || message.sender.username;
     if (message.deleted) return `${who}: message deleted`;
-    return `${who}: ${messageText(message) ?? "Encrypted message"}`;
+    return `${who}: ${messageText(message) || attachmentSummary(message) || (messageText(message) ?? "Encrypted message")}`;
   }
 }

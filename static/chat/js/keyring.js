@@ -187,14 +187,17 @@ export class KeyRing extends EventTarget {
 
   // Messages
 
-  /** Encrypt text for every current member; call blockers() first (and learn() the members). */
-  seal(conversation, clientId, text) {
+  /**
+   * Encrypt text (and an attachment's secrets: key, header, name, type...; docs/e2e.md) for
+   * every current member; call blockers() first (and learn() the members).
+   */
+  seal(conversation, clientId, text, attachment = null) {
     const recipients = {};
     for (const member of conversation.members) {
       recipients[member.id] = member.id === this.me.id ? this.publicKey : this.pins.get(member.id).publicKey;
     }
     return e2e.sealMessage({
-      content: { text },
+      content: attachment ? { text, attachment } : { text },
       conversation: conversation.id,
       clientId,
       senderPrivateKey: this.keyPair.privateKey,
@@ -217,8 +220,8 @@ export class KeyRing extends EventTarget {
     const older = (pin?.previous ?? []).filter((key) => sentAt < key.replacedAt).map((key) => key.publicKey);
     const trusted = senderId === this.me.id ? [this.keyPair.publicKey] : pin ? [pin.publicKey, ...older] : [];
     for (const key of trusted) {
-      const text = this.open(message, key);
-      if (text !== null) return { ...message, decrypted: { status: "ok", text } };
+      const content = this.openContent(message, key);
+      if (content !== null) return { ...message, decrypted: { status: "ok", text: content.text, attachment: sealedAttachment(message, content) } };
     }
     if (this.changed.has(senderId) && this.open(message, this.changed.get(senderId)) !== null) {
       return { ...message, decrypted: { status: "untrusted" } };
@@ -227,9 +230,26 @@ export class KeyRing extends EventTarget {
     return { ...message, decrypted: { status: known ? "failed" : "unknown" } };
   }
 
+  /** Return {text, key} for reporting a message I can read: what I read and its message key. */
+  evidence(message) {
+    if (!this.keyPair || !message.ciphertext) return null;
+    const senderId = message.sender?.id;
+    const pin = this.pins.get(senderId);
+    const candidates = senderId === this.me.id ? [this.keyPair.publicKey] : [pin?.publicKey, ...(pin?.previous ?? []).map((key) => key.publicKey)];
+    for (const key of candidates.filter(Boolean)) {
+      const opened = e2e.openMessageWithKey(message, key, this.keyPair.privateKey);
+      if (opened && typeof opened.content.text === "string") return { text: opened.content.text, key: opened.key };
+    }
+    return null;
+  }
+
   open(message, senderPublicKey) {
+    return this.openContent(message, senderPublicKey)?.text ?? null;
+  }
+
+  openContent(message, senderPublicKey) {
     const content = e2e.openMessage(message, senderPublicKey, this.keyPair.privateKey);
-    return content && typeof content.text === "string" ? content.text : null;
+    return content && typeof content.text === "string" ? content : null;
   }
 
   // Other tabs
@@ -259,4 +279,13 @@ export class KeyRing extends EventTarget {
   emit() {
     this.dispatchEvent(new Event("change"));
   }
+}
+
+/** Return the attachment secrets inside the content if they belong to the message's own upload. */
+function sealedAttachment(message, content) {
+  const secret = content.attachment;
+  if (!secret || typeof secret !== "object" || !message.attachment) return null;
+  // The server could pair the message with another blob; the sender named theirs inside.
+  if (String(secret.id) !== String(message.attachment.id)) return null;
+  return secret;
 }

@@ -1,8 +1,9 @@
 // The open conversation: its header, history (loading older pages on scroll up), each
 // message with its actions, the typing line and the composer.
 
+import { releaseMedia, renderAttachment } from "./attachment-view.js";
 import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, linkifiedText, placeInOrder } from "./dom.js";
-import { verifiedBadge } from "./people.js";
+import { isMuted, verifiedBadge } from "./people.js";
 import { messageText } from "./store.js";
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000; // consecutive messages closer than this share one header
@@ -31,6 +32,7 @@ export class MessagePane {
     this.lastTypingSent = 0;
     this.shownId = null;
     this.drafts = new Map(); // conversation id -> unsent text, kept while switching
+    this.unfolded = new Set(); // ids of blocked users' messages shown anyway, on request
     this.bindComposer();
     this.dom.scroller.addEventListener("scroll", () => this.scrolled());
     this.dom.jumpButton.addEventListener("click", () => this.scrollToBottom());
@@ -63,6 +65,7 @@ export class MessagePane {
     this.dom.body.hidden = !conversation;
     this.nodes.clear();
     this.dom.list.replaceChildren();
+    releaseMedia(this.shownId);
     this.setReply(null);
     this.editingId = null;
     if (!conversation) return;
@@ -104,17 +107,33 @@ export class MessagePane {
   renderComposerState() {
     const conversation = this.conversation;
     if (!conversation) return;
-    const blocked = conversation.encrypted ? this.keys.blockers(conversation) : null;
+    const held = this.moderationHold(conversation);
+    const blocked = held ?? (conversation.encrypted ? this.keys.blockers(conversation) : null);
     const notice = this.dom.encryptedNotice;
     const signature = JSON.stringify(blocked);
     if (notice.dataset.signature !== signature) {
       // Rebuilt only when it changes, so a screen reader does not hear it again on every render.
       notice.dataset.signature = signature;
-      notice.replaceChildren(...(blocked ? this.blockedNotice(blocked) : []));
+      notice.replaceChildren(...(held ? [icon("lock"), el("span", {}, held.text)] : blocked ? this.blockedNotice(blocked) : []));
     }
     notice.hidden = !blocked;
     this.dom.input.disabled = Boolean(blocked);
     this.dom.sendButton.disabled = Boolean(blocked);
+    for (const tool of this.dom.composer.querySelectorAll("[data-composer-tool]")) tool.disabled = Boolean(blocked);
+  }
+
+  /** Why nobody (archived) or I (muted by an admin) cannot write here, or null. */
+  moderationHold(conversation) {
+    if (conversation.archived) return { state: "archived", text: "This conversation is archived: you can read it, but nobody can write here." };
+    const me = conversation.members.find((member) => member.id === this.store.me.id);
+    if (isMuted(me)) {
+      const until = new Date(me.muted_until);
+      clearTimeout(this.muteTimer);
+      // Open the composer again by itself when the mute runs out.
+      this.muteTimer = setTimeout(() => this.renderComposerState(), Math.min(until - Date.now() + 500, 2 ** 31 - 1));
+      return { state: "muted", text: `An admin muted you here until ${until.toLocaleString()}.` };
+    }
+    return null;
   }
 
   blockedNotice({ state, missing, changed }) {
@@ -171,7 +190,8 @@ export class MessagePane {
       const key = message.id ? `m:${message.id}` : `p:${message.client_id}`;
       const seen = message.id ? seenBy.get(message.id) : null;
       const state = { continued, seen, editing: message.id && message.id === this.editingId };
-      const signature = JSON.stringify([message, state, this.quoteSignature(message), this.keys.changed.has(message.sender.id)]);
+      const folded = this.isFolded(message);
+      const signature = JSON.stringify([message, state, this.quoteSignature(message), this.keys.changed.has(message.sender.id), folded]);
       wanted.push(this.node(key, signature, () => this.messageNode(message, state)));
       keep.add(key);
       previous = message;
@@ -297,18 +317,37 @@ export class MessagePane {
     );
   }
 
+  /** A blocked user's message in a shared room stays folded until the reader asks to see it. */
+  isFolded(message) {
+    return Boolean(message.id && message.sender && this.store.blocked.has(message.sender.id) && !this.unfolded.has(message.id));
+  }
+
   content(message) {
     if (message.deleted) return el("p", { class: "message-text deleted-text" }, "This message was deleted.");
+    if (this.isFolded(message)) {
+      const show = () => {
+        this.unfolded.add(message.id);
+        this.render();
+        document.querySelector(`#message-${message.id} .message-text`)?.focus();
+      };
+      return el(
+        "p",
+        { class: "message-text blocked-text" },
+        "Message from a blocked user. ",
+        el("button", { type: "button", class: "link-button", onclick: show, "aria-label": "Show the message from a blocked user" }, "Show"),
+      );
+    }
     const parts = [];
     const text = messageText(message);
     if (text !== null) {
-      parts.push(el("p", { class: "message-text" }, linkifiedText(text)));
+      // A file sent on its own has no caption to show.
+      if (text || !message.attachment) parts.push(el("p", { class: "message-text" }, linkifiedText(text)));
     } else {
       const unreadable = UNREADABLE[message.decrypted?.status] ?? UNREADABLE.failed;
       parts.push(el("p", { class: "message-text encrypted-text" }, icon("lock"), " ", unreadable(message)));
     }
     if (message.edited_at) parts.push(el("span", { class: "edited", title: new Date(message.edited_at).toLocaleString() }, "(edited)"));
-    if (message.attachment && typeof message.attachment === "object") parts.push(attachmentNode(message.attachment));
+    parts.push(renderAttachment(message));
     return el("div", { class: "message-content" }, parts);
   }
 
@@ -355,6 +394,7 @@ export class MessagePane {
       buttons.push(actionButton("edit", "Edit your message", () => this.startEditing(message.id)));
     }
     if (mine) buttons.push(actionButton("trash", "Delete your message", () => this.actions.remove(message)));
+    if (!mine && message.kind !== "system") buttons.push(actionButton("flag", `Report this message from ${who}`, () => this.actions.report(message)));
     return el("div", { class: "message-actions" }, buttons);
   }
 
@@ -444,7 +484,7 @@ export class MessagePane {
     const conversation = this.conversation;
     const body = this.dom.input.value.trim();
     if (!conversation || !body) return;
-    if (conversation.encrypted && this.keys.blockers(conversation)) return;
+    if (this.moderationHold(conversation) || (conversation.encrypted && this.keys.blockers(conversation))) return;
     const limit = this.limits.message_max_length;
     if (limit && body.length > limit) {
       this.showComposerError(`That message is too long: ${body.length} characters, at most ${limit}.`);
@@ -515,12 +555,4 @@ function snippet(message) {
   const text = messageText(message);
   if (text === null) return "Encrypted message";
   return text.length > QUOTE_LENGTH ? `${text.slice(0, QUOTE_LENGTH)}…` : text;
-}
-
-function attachmentNode(attachment) {
-  const link = { href: attachment.url, target: "_blank", rel: "noopener noreferrer" };
-  if (attachment.content_type?.startsWith("image/")) {
-    return el("a", { ...link, class: "attachment" }, el("img", { src: attachment.url, alt: attachment.name || "Image", loading: "lazy" }));
-  }
-  return el("a", { ...link, class: "attachment attachment-file" }, icon("file"), attachment.name || "Attachment");
 }

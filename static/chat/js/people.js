@@ -3,6 +3,13 @@
 import { avatar, displayName, el, icon } from "./dom.js";
 
 const MANAGERS = new Set(["owner", "admin"]);
+// How long a mute lasts, as offered in the members dialog.
+const MUTE_CHOICES = [
+  ["15 minutes", 15 * 60],
+  ["1 hour", 3600],
+  ["1 day", 86400],
+  ["1 week", 7 * 86400],
+];
 
 export class OnlineList {
   constructor({ store, list, heading }) {
@@ -35,6 +42,10 @@ export class OnlineList {
   }
 }
 
+export function isMuted(member) {
+  return Boolean(member?.muted_until && Date.parse(member.muted_until) > Date.now());
+}
+
 /** The "Verified" badge beside a contact whose safety number the user compared. */
 export function verifiedBadge() {
   return el("span", { class: "verified-badge", title: "Safety number verified" }, icon("shield"), "Verified");
@@ -57,6 +68,16 @@ export class MembersDialog {
       this.invite();
     });
     this.leaveButton.addEventListener("click", () => this.run(() => this.actions.leave(this.conversation)));
+    this.settingsForm = dialog.querySelector("[data-settings-form]");
+    this.archiveButton = dialog.querySelector("[data-archive]");
+    this.settingsForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const fields = { name: this.settingsForm.elements.name.value.trim(), topic: this.settingsForm.elements.topic.value.trim() };
+      this.run(() => this.actions.update(this.conversation, fields));
+    });
+    this.archiveButton.addEventListener("click", () =>
+      this.run(() => this.actions.update(this.conversation, { archived: !this.conversation.archived })),
+    );
     dialog.querySelector("[data-close]").addEventListener("click", () => dialog.close());
   }
 
@@ -64,10 +85,14 @@ export class MembersDialog {
     return this.store.conversations.get(this.store.activeId) ?? null;
   }
 
-  get canManage() {
+  get myRole() {
     const conversation = this.conversation;
     const me = conversation?.members.find((member) => member.id === this.store.me.id);
-    return MANAGERS.has(me?.role ?? conversation?.role);
+    return me?.role ?? conversation?.role;
+  }
+
+  get canManage() {
+    return MANAGERS.has(this.myRole);
   }
 
   open() {
@@ -89,12 +114,54 @@ export class MembersDialog {
     this.inviteForm.hidden = !(conversation.kind === "group" && this.canManage);
     this.leaveButton.textContent = `Leave ${kind}`;
     const members = [...conversation.members].sort((a, b) => displayName(a).localeCompare(displayName(b)));
+    // Keep open "Manage" menus open across re-renders (a member event may arrive meanwhile).
+    const open = new Set([...this.list.querySelectorAll("details[open]")].map((details) => details.dataset.userId));
     this.list.replaceChildren(...members.map((member) => this.row(conversation, member)));
+    for (const details of this.list.querySelectorAll("details")) if (open.has(details.dataset.userId)) details.open = true;
+    this.renderSettings(conversation);
+  }
+
+  renderSettings(conversation) {
+    this.settingsForm.hidden = !this.canManage;
+    if (!this.canManage) return;
+    const { name, topic } = this.settingsForm.elements;
+    if (document.activeElement !== name) name.value = conversation.name ?? "";
+    if (document.activeElement !== topic) topic.value = conversation.topic ?? "";
+    this.archiveButton.textContent = conversation.archived ? "Unarchive" : "Archive";
+  }
+
+  /** The owner's and admins' actions on one member, folded under "Manage". */
+  manageMenu(conversation, member) {
+    const mine = this.myRole;
+    const name = displayName(member);
+    const button = (label, onclick, extra = {}) =>
+      el("button", { type: "button", class: "secondary small", onclick: () => this.run(onclick), ...extra }, label);
+    const items = [];
+    if (member.role === "member") items.push(button("Make admin", () => this.actions.setRole(conversation, member, "admin"), { "aria-label": `Make ${name} an admin` }));
+    if (member.role === "admin" && mine === "owner") items.push(button("Make member", () => this.actions.setRole(conversation, member, "member"), { "aria-label": `Make ${name} a plain member` }));
+    if (mine === "owner") items.push(button("Make owner", () => this.actions.transfer(conversation, member), { "aria-label": `Hand ownership to ${name}` }));
+    const mutable = member.role === "member" || mine === "owner";
+    if (mutable && isMuted(member)) {
+      items.push(button("Unmute", () => this.actions.mute(conversation, member, null), { "aria-label": `Unmute ${name}` }));
+    } else if (mutable) {
+      const choice = el("select", { "aria-label": `How long to mute ${name}` }, MUTE_CHOICES.map(([label, seconds]) => el("option", { value: seconds }, label)));
+      const mute = () => this.actions.mute(conversation, member, new Date(Date.now() + Number(choice.value) * 1000).toISOString());
+      items.push(el("span", { class: "mute-choice" }, choice, button("Mute", mute, { "aria-label": `Mute ${name}` })));
+    }
+    if (member.role !== "admin" || mine === "owner") {
+      items.push(button("Remove", () => this.actions.remove(conversation, member), { "aria-label": `Remove ${displayName(member)}` }));
+    }
+    return el(
+      "details",
+      { class: "manage-member", dataset: { userId: member.id } },
+      el("summary", { "aria-label": `Manage ${name}` }, "Manage"),
+      el("div", { class: "manage-actions" }, items),
+    );
   }
 
   row(conversation, member) {
     const me = member.id === this.store.me.id;
-    const removable = !me && this.canManage && conversation.kind === "group" && member.role !== "owner";
+    const manageable = !me && this.canManage && member.role !== "owner";
     return el(
       "li",
       { class: "person" },
@@ -108,18 +175,8 @@ export class MembersDialog {
       member.role && member.role !== "member" ? el("span", { class: "role" }, member.role) : null,
       conversation.encrypted && !me ? this.keyState(member) : null,
       el("span", { class: `presence-dot${this.store.online.has(member.id) ? " online" : ""}`, title: this.store.online.has(member.id) ? "Online" : "Offline" }),
-      removable
-        ? el(
-            "button",
-            {
-              type: "button",
-              class: "secondary small",
-              "aria-label": `Remove ${displayName(member)}`,
-              onclick: () => this.run(() => this.actions.remove(conversation, member)),
-            },
-            "Remove",
-          )
-        : null,
+      isMuted(member) ? el("span", { class: "role muted-role", title: `Muted until ${new Date(member.muted_until).toLocaleString()}` }, "muted") : null,
+      manageable ? this.manageMenu(conversation, member) : null,
     );
   }
 

@@ -65,6 +65,7 @@ export class ChatStore {
     this.reads = new Map(); // conversation id -> Map(user id -> up_to)
     this.users = new Map([[me.id, me]]);
     this.activeId = null;
+    this.blocked = new Set(); // ids of the users I blocked: their messages stay folded
   }
 
   setConversations(list) {
