@@ -276,15 +276,27 @@ class HttpApi:
                 return None
             raise
 
-    def upload(self, conversation_id: int, data: bytes, *, name: str, content_type: str | None = None) -> dict:
-        """Upload a file to a conversation (multipart); return `{id, url, content_type, size, name, ...}`."""
+    def upload(
+        self,
+        conversation_id: int,
+        data: bytes,
+        *,
+        name: str,
+        content_type: str | None = None,
+        fields: dict[str, str] | None = None,
+    ) -> dict:
+        """Upload a file to a conversation (multipart); return `{id, url, content_type, size, name, ...}`.
+
+        `fields` adds form fields, e.g. `{"kind": "picture"}` (docs/protocol.md "Attachments").
+        """
         content_type = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
         boundary = uuid.uuid4().hex
         safe_name = name.replace('"', "").replace("\r", "").replace("\n", "") or "file"
         parts = [
-            (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="conversation"\r\n\r\n{int(conversation_id)}\r\n'
-            ).encode(),
+            (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"\r\n\r\n{value}\r\n').encode()
+            for field, value in {"conversation": int(conversation_id), **(fields or {})}.items()
+        ]
+        parts += [
             (
                 f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe_name}"\r\n'
                 f"Content-Type: {content_type}\r\n\r\n"

@@ -28,7 +28,7 @@ from client.errors import (
     NotFoundError,
     NotMemberError,
 )
-from client.keys import KeyChange, Keyring, KeyStore
+from client.keys import KeyChange, Keyring, KeyStore, Revealed
 from client.socket import ChatSocket
 
 Target = int | str
@@ -383,8 +383,14 @@ class Client:
         """Turn a message object from the server into a `Message`, decrypting it if need be."""
         revealed = self.keyring.reveal(raw) if self.keyring else None
         attachment = raw.get("attachment")
-        if revealed is not None and isinstance(revealed.content.get("attachment"), dict):
-            attachment = {**(attachment or {}), **revealed.content["attachment"], "encrypted": True}
+        inner = revealed.content.get("attachment") if revealed is not None else None
+        if isinstance(inner, dict):
+            if not attachment or inner.get("id") != attachment.get("id"):
+                # The encrypted content names another upload than the message carries: refuse it.
+                revealed = Revealed("failed")
+                attachment = None
+            else:
+                attachment = {**attachment, **inner, "encrypted": True}
         return Message(
             id=raw["id"],
             conversation=raw["conversation"],
@@ -443,7 +449,8 @@ class Client:
             "kind": "text",
         }
         content = {"text": text}
-        if attachment:
+        if attachment and conversation.get("encrypted"):
+            attachment = {**attachment, "encrypted": True}
             content["attachment"] = attachment
         return Message(
             id=ack["id"],
@@ -470,7 +477,9 @@ class Client:
         if conversation.get("encrypted"):
             content: dict[str, Any] = {"text": text}
             if attachment:
-                content["attachment"] = {k: v for k, v in attachment.items() if k not in {"url", "thumbnail_url"}}
+                content["attachment"] = {
+                    k: v for k, v in attachment.items() if k not in {"url", "thumbnail_url", "encrypted"}
+                }
             frame.update(self.keyring.seal(conversation, client_id, content))
         else:
             self.keyring.check_conversation(conversation)
@@ -511,16 +520,18 @@ class Client:
         page = await self._call(self.api.messages, conversation["id"], before=before, after=after, limit=limit)
         return [self.reveal(raw) for raw in page["messages"]], page["has_more"]
 
-    # Attachments (docs/protocol.md "Attachments"; encrypted: docs/e2e.md)
+    # Attachments (docs/protocol.md "Attachments"; encrypted: docs/e2e.md "Attachments")
 
     async def upload(
         self, target: Target, data: bytes | str | Path, *, name: str | None = None, content_type: str | None = None
     ) -> dict:
         """Upload a file to a conversation; return what `send(attachment=...)` takes.
 
-        In an encrypted conversation the file is encrypted first (secretstream, 64 KiB chunks); the
-        server gets an opaque blob, and the key, header, name, type and size travel inside the
-        encrypted message.
+        In a plaintext conversation the server keeps the name and type (and re-encodes pictures
+        without metadata). In an encrypted one the file is padded and encrypted first
+        (`e2e.seal_file`: secretstream, 64 KiB chunks); the server gets an opaque blob, and the
+        key, header, name, type, size and, for a picture, its size and a small JPEG thumbnail
+        travel inside the encrypted message.
         """
         conversation = await self.resolve(target)
         if isinstance(data, str | Path):
@@ -529,39 +540,76 @@ class Client:
             data = await asyncio.to_thread(path.read_bytes)
         name = name or "file"
         content_type = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        kind = "picture" if content_type in PICTURE_TYPES else "file"
         if not conversation.get("encrypted"):
-            return await self._call(self.api.upload, conversation["id"], data, name=name, content_type=content_type)
+            return await self._call(
+                self.api.upload, conversation["id"], data, name=name, content_type=content_type, fields={"kind": kind}
+            )
         if self.keyring is None or not self.keyring.unlocked:
             raise EncryptionLocked("This conversation is end-to-end encrypted: unlock your key with your passphrase.")
-        sealed = await asyncio.to_thread(e2e.encrypt_file, data)
+        sealed = await asyncio.to_thread(e2e.seal_file, data)
         upload = await self._call(
             self.api.upload, conversation["id"], sealed["blob"], name="blob", content_type="application/octet-stream"
         )
-        return {
-            **upload,
+        inner = {
+            "id": upload["id"],
             "key": sealed["key"],
             "header": sealed["header"],
             "name": name,
             "type": content_type,
             "size": len(data),
+            "kind": kind,
         }
+        if kind == "picture":
+            inner.update(await asyncio.to_thread(_picture_preview, data))
+        return {**inner, "url": upload["url"]}
 
     async def send_file(
         self, target: Target, path: str | Path, text: str = "", *, content_type: str | None = None
     ) -> Message:
-        """Upload a file and send it in one message."""
+        """Upload a file and send it in one message (the text is an optional caption)."""
         attachment = await self.upload(target, path, content_type=content_type)
         return await self.send(target, text, attachment=attachment)
 
-    async def download(self, message: Message) -> bytes:
-        """Return an attachment's bytes, decrypted in an encrypted conversation."""
+    async def download(self, message: Message, *, thumbnail: bool = False) -> bytes:
+        """Return an attachment's bytes, decrypted and checked in an encrypted conversation.
+
+        With `thumbnail=True`, a picture's small version: the server's thumbnail in a plaintext
+        conversation, the one inside the encrypted content in an encrypted one.
+        """
         attachment = message.attachment or {}
-        if not attachment.get("url"):
+        if attachment.get("encrypted"):
+            if thumbnail and attachment.get("thumbnail"):
+                return e2e.b64decode(attachment["thumbnail"])
+            blob = await self._call(self.api.download, attachment["url"])
+            data = await asyncio.to_thread(e2e.open_file, blob, attachment.get("key"), attachment.get("header"))
+            if data is None or len(data) != attachment.get("size"):
+                raise InvalidError("The attachment could not be decrypted: it was altered or cut short.")
+            return data
+        url = (
+            attachment.get("thumbnail_url") if thumbnail and attachment.get("thumbnail_url") else attachment.get("url")
+        )
+        if not url:
             raise NotFoundError("This message has no attachment.")
-        blob = await self._call(self.api.download, attachment["url"])
-        if not attachment.get("encrypted"):
-            return blob
-        data = await asyncio.to_thread(e2e.decrypt_file, blob, attachment.get("key"), attachment.get("header"))
-        if data is None:
-            raise InvalidError("The attachment could not be decrypted: it was altered or cut short.")
-        return data
+        return await self._call(self.api.download, url)
+
+
+PICTURE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
+THUMBNAIL_SIDE = 320
+
+
+def _picture_preview(data: bytes) -> dict:
+    """Return a picture's width, height and a JPEG thumbnail (at most 320 px a side), or {} if it does not decode."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+            out = io.BytesIO()
+            image.convert("RGB").save(out, "JPEG", quality=70)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return {}
+    return {"width": width, "height": height, "thumbnail": e2e.b64encode(out.getvalue())}

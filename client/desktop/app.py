@@ -49,7 +49,8 @@ class ChatApp:
         self.has_older: dict[int, bool] = {}
         self.typing: dict[tuple[int, int], float] = {}
         self.typed_at = 0.0
-        self.images: list = []
+        self.thumbnails: dict[int, object] = {}  # message id -> PhotoImage (Tk needs the reference kept)
+        self.loading: set[int] = set()
         self._results: queue.Queue = queue.Queue()
         self._serial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatterbox-send")
         root.title("Chatterbox")
@@ -371,7 +372,6 @@ class ChatApp:
         view = self.message_view
         view.configure(state="normal")
         view.delete("1.0", "end")
-        self.images = []
         for message in self.shown.get(self.current, []):
             self._insert(message)
         view.configure(state="disabled")
@@ -405,22 +405,28 @@ class ChatApp:
         attachment = message.attachment
         name = attachment.get("name") or "file"
         kind = attachment.get("type") or attachment.get("content_type") or ""
-        if kind in IMAGE_TYPES and getattr(message, "thumbnail", None) is not None:
-            self.images.append(message.thumbnail)
-            self.message_view.image_create("end", image=message.thumbnail, padx=2, pady=4)
-            self.message_view.insert("end", "\n")
+        thumbnail = self.thumbnails.get(message.id)
+        if thumbnail is not None:
+            self.message_view.image_create("end", image=thumbnail, padx=2, pady=4)
+            self.message_view.insert("end", f"\n{name}\n", "meta")
             return
-        self.message_view.insert("end", f"Attachment: {name}\n", "meta")
-        if kind in IMAGE_TYPES and not getattr(message, "thumbnail_loading", False):
-            message.thumbnail_loading = True
-            self.background(lambda: self.chat.download(message), lambda data: self._thumbnail(message, data))
+        size = attachment.get("size")
+        self.message_view.insert("end", f"Attachment: {name}" + (f" ({size:,} bytes)" if size else "") + "\n", "meta")
+        if kind in IMAGE_TYPES and message.id not in self.loading:
+            self.loading.add(message.id)
+            self.background(
+                lambda: self.chat.download(message, thumbnail=True), lambda data: self._thumbnail(message, data)
+            )
 
     def _thumbnail(self, message: Message, data: bytes) -> None:
-        from PIL import Image, ImageTk
+        from PIL import Image, ImageTk, UnidentifiedImageError
 
-        with Image.open(io.BytesIO(data)) as image:
-            image.thumbnail(THUMBNAIL_SIZE)
-            message.thumbnail = ImageTk.PhotoImage(image.convert("RGBA"))
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                image.thumbnail(THUMBNAIL_SIZE)
+                self.thumbnails[message.id] = ImageTk.PhotoImage(image.convert("RGBA"))
+        except (UnidentifiedImageError, OSError):
+            return
         if message.conversation == self.current:
             self.render()
 

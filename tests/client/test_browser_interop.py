@@ -7,6 +7,7 @@ command prints what the browser sends; the example bot answers commands sent fro
 
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from client.keys import KeyStore
 from tests.browser.test_chat import conversation_button, message_texts, open_chat, send, signed_in_context
 from tests.browser.test_e2e import PASSPHRASES, set_up_encryption
 from tests.client.test_cli import CHATTERBOX
-from tests.client.test_library import FAST_KDF, messages_of
+from tests.client.test_library import FAST_KDF, messages_of, picture_bytes
 
 
 def in_thread(function, **kwargs):
@@ -201,3 +202,63 @@ def read_until(process, stream, marker, timeout=30.0):
             if marker in line:
                 return "".join(lines)
     raise AssertionError(f"{marker!r} did not appear; got: {''.join(lines)!r}")
+
+
+def test_attachments_both_ways_between_python_and_the_browser(browser, live_url, alice, bob, token_for, tmp_path):
+    errors = []
+    channel = channel_for(alice, bob)
+    alice_page = open_chat(signed_in_context(browser, live_url, alice), live_url, errors, "alice")
+    set_up_encryption(alice_page, PASSPHRASES["alice"])
+    bob_chat = SyncClient(live_url, token=token_for(bob), keystore=KeyStore())
+    try:
+        bob_chat.connect()
+        bob_chat.setup_encryption(PASSPHRASES["bob"], **FAST_KDF)
+        photo = tmp_path / "from-python.png"
+        photo.write_bytes(picture_bytes((250, 180, 0), (800, 500)))
+
+        # The channel: a picture from Python shows in the page; a file from the page reaches Python.
+        conversation_button(alice_page, "general").click()
+        bob_chat.send_file("#general", photo, "a picture from Python")
+        picture = alice_page.locator("#messages .attachment-picture img")
+        expect(picture).to_have_attribute("src", re.compile(r"^/api/attachments/"))
+        wait_for_image(picture)
+        alice_page.locator("#file-input").set_input_files(
+            [{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"notes from the browser\n"}]
+        )
+        [notes] = messages_of(bob_chat, channel.pk, 1)
+        assert notes.attachment["name"] == "notes.txt"
+        assert bob_chat.download(notes) == b"notes from the browser\n"
+
+        # The encrypted DM: Python's picture opens in the page (its thumbnail and the full blob),
+        # and the page's encrypted file opens in Python.
+        sealed = bob_chat.send_file("@alice", photo, "an encrypted picture")
+        alice_page.locator(f'#conversation-list [data-conversation-id="{sealed.conversation}"]').click()
+        expect(message_texts(alice_page)).to_have_text(["an encrypted picture"])
+        encrypted_picture = alice_page.locator("#messages .attachment-picture img")
+        wait_for_image(encrypted_picture)
+        assert encrypted_picture.evaluate("img => img.naturalWidth") == 320
+        encrypted_picture.click()
+        full = alice_page.get_by_role("dialog", name="from-python.png").locator("img")
+        wait_for_image(full)
+        assert full.evaluate("img => img.naturalWidth") == 800
+        alice_page.keyboard.press("Escape")
+        alice_page.locator("#file-input").set_input_files(
+            [{"name": "report.pdf", "mimeType": "application/pdf", "buffer": PDF}]
+        )
+        [report] = messages_of(bob_chat, sealed.conversation, 1)
+        assert (report.attachment["name"], report.attachment["type"]) == ("report.pdf", "application/pdf")
+        assert report.attachment["encrypted"] and bob_chat.download(report) == PDF
+    finally:
+        bob_chat.close()
+    assert errors == [], errors
+
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def wait_for_image(image, timeout=15.0):
+    """Wait until an <img> has loaded its picture."""
+    deadline = time.monotonic() + timeout
+    while not image.evaluate("img => img.complete && img.naturalWidth > 0"):
+        assert time.monotonic() < deadline, "the picture did not load"
+        time.sleep(0.1)

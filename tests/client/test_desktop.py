@@ -15,8 +15,8 @@ from client import SyncClient
 from client.keys import KeyStore
 from tests.browser.test_chat import conversation_button, message_texts, open_chat, send, signed_in_context
 from tests.browser.test_e2e import PASSPHRASES, set_up_encryption
-from tests.client.test_browser_interop import channel_for
-from tests.client.test_library import FAST_KDF, fresh_totp
+from tests.client.test_browser_interop import channel_for, wait_for_image
+from tests.client.test_library import FAST_KDF, fresh_totp, picture_bytes
 from tests.conftest import PASSWORD
 
 
@@ -92,7 +92,7 @@ def screenshot(app, display, path):
 
 
 def test_desktop_app_signs_in_with_2fa_and_chats_with_the_browser(
-    browser, own_server, alice, bob, token_for, desktop, display, artifacts_dir
+    browser, own_server, alice, bob, token_for, desktop, display, artifacts_dir, tmp_path
 ):
     url = own_server.url
     errors = []
@@ -160,6 +160,16 @@ def test_desktop_app_signs_in_with_2fa_and_chats_with_the_browser(
     pump(app, lambda: "A secret from Chromium" in view_text(app), what="encrypted receive")
     sent = StoredMessage.objects.filter(sender=alice).latest("id")
     assert sent.conversation.encrypted and sent.body == ""
+    # Pictures both ways, encrypted: sent with "File…", shown as thumbnails on both sides.
+    photo = tmp_path / "desktop.png"
+    photo.write_bytes(picture_bytes((30, 120, 200), (640, 400)))
+    app.send_file(str(photo))
+    wait_for_image(bob_page.locator("#messages .attachment-picture img"))
+    bob_page.locator("#file-input").set_input_files(
+        [{"name": "sunset.jpg", "mimeType": "image/jpeg", "buffer": picture_bytes((240, 120, 30), (800, 600), "JPEG")}]
+    )
+    pump(app, lambda: len(app.thumbnails) == 2, what="picture thumbnails")
+    assert "sunset.jpg" in view_text(app) and "desktop.png" in view_text(app)
     # The channel shows an unread count for what arrives while another conversation is open.
     conversation_button(bob_page, "general").click()
     send(bob_page, "Are you there?")

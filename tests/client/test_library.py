@@ -1,5 +1,6 @@
 """The Python client library against a real Daphne server: login, the API, the live socket, errors."""
 
+import io
 import threading
 import time
 
@@ -11,8 +12,8 @@ from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from accounts.models import ApiToken
 from accounts.services import user_ban
 from chat import services
+from chat.models import Attachment, MessageKey
 from chat.models import Message as StoredMessage
-from chat.models import MessageKey
 from client import SyncClient, e2e, errors
 from client.api import HttpApi
 from client.errors import error_from
@@ -316,3 +317,57 @@ def test_members_without_keys_block_and_a_stale_member_list_is_sealed_again(
     assert keys == {alice.pk, bob.pk, carol.pk}
     assert messages_of(chats["carol"], group["id"], 1)[0].text == "for all three of us"
     assert messages_of(chats["bob"], group["id"], 1)[0].text == "for all three of us"
+
+
+def picture_bytes(colour=(200, 40, 90), size=(640, 400), fmt="PNG") -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, fmt)
+    return out.getvalue()
+
+
+def test_attachments_in_a_channel_and_encrypted_both_ways(live_url, alice, bob, general, connect_as, tmp_path):
+    alice_chat = connect_as(live_url, alice)
+    bob_chat = connect_as(live_url, bob)
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"line one\nline two\n")
+
+    # A plaintext channel: the server keeps the name and type, and makes a thumbnail of a picture.
+    sent = alice_chat.send_file("#general", notes, "the notes")
+    [got] = messages_of(bob_chat, general.pk, 1)
+    assert (got.id, got.text, got.attachment["name"]) == (sent.id, "the notes", "notes.txt")
+    assert bob_chat.download(got) == b"line one\nline two\n"
+    picture = tmp_path / "square.png"
+    picture.write_bytes(picture_bytes())
+    bob_chat.send_file(general.pk, picture)
+    [photo] = messages_of(alice_chat, general.pk, 1)
+    assert photo.text == "" and photo.attachment["content_type"] == "image/png" and photo.attachment["thumbnail_url"]
+    assert alice_chat.download(photo).startswith(b"\x89PNG")
+    assert len(alice_chat.download(photo, thumbnail=True)) > 0
+
+    # An encrypted DM: the server stores an opaque, padded blob without name or type.
+    alice_chat.setup_encryption("alice passphrase words", **FAST_KDF)
+    bob_chat.setup_encryption("bob passphrase words", **FAST_KDF)
+    secret_picture = tmp_path / "secret.png"
+    secret_picture.write_bytes(picture_bytes((10, 200, 10)))
+    sealed = alice_chat.send_file("@bob", secret_picture, "just for you")
+    stored = Attachment.objects.get(pk=sealed.attachment["id"])
+    assert stored.name == "" and stored.content_type == "application/octet-stream"
+    assert stored.size > secret_picture.stat().st_size
+    [opened] = messages_of(bob_chat, sealed.conversation, 1)
+    assert (opened.text, opened.attachment["name"], opened.attachment["type"]) == (
+        "just for you",
+        "secret.png",
+        "image/png",
+    )
+    assert (opened.attachment["width"], opened.attachment["height"]) == (640, 400)
+    assert bob_chat.download(opened) == secret_picture.read_bytes()
+    assert bob_chat.download(opened, thumbnail=True).startswith(b"\xff\xd8")  # the JPEG inside the content
+    reply = bob_chat.send_file(sealed.conversation, notes)
+    [back] = messages_of(alice_chat, sealed.conversation, 1)
+    assert back.id == reply.id and alice_chat.download(back) == notes.read_bytes()
+
+    # A message whose encrypted content names another upload than it carries is refused.
+    forged = dict(opened.raw, attachment={**opened.raw["attachment"], "id": opened.raw["attachment"]["id"] + 1000})
+    assert bob_chat.reveal(forged).status == "failed" and bob_chat.reveal(forged).attachment is None
