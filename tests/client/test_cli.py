@@ -166,3 +166,15 @@ def test_listen_prints_json_lines_as_messages_arrive(live_url, alice, bob, gener
         ("bob", "first", general.pk),
         ("bob", "second", general.pk),
     ]
+
+
+def test_upload_sends_a_file_with_a_caption(live_url, alice, general, token_for, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("from the command line\n")
+    env = {"CHATTERBOX_SERVER": live_url, "CHATTERBOX_TOKEN": token_for(alice)}
+    done = chatterbox("upload", "#general", str(notes), "--text", "the notes", env=env)
+    assert done.returncode == 0, done.stderr
+    message = StoredMessage.objects.get(pk=int(done.stdout))
+    assert (message.body, message.attachment.name, message.attachment.size) == ("the notes", "notes.txt", 22)
+    history = chatterbox("history", "#general", env=env)
+    assert history.stdout.rstrip().endswith("Alice Liddell: the notes [file: notes.txt]")
