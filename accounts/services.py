@@ -67,9 +67,11 @@ def avatar_clear(*, user: User) -> User:
 
 @transaction.atomic
 def user_ban(*, user: User, actor: User | None = None, reason: str = "") -> User:
-    """Deactivate the account and end its sessions; on commit, tell the real-time layer to cut its sockets."""
+    """Deactivate the account, record why and end its sessions; on commit, cut its sockets everywhere."""
     user.is_active = False
-    user.save(update_fields=["is_active"])
+    user.ban_reason = reason.strip()[: User._meta.get_field("ban_reason").max_length]
+    user.banned_at = timezone.now()
+    user.save(update_fields=["is_active", "ban_reason", "banned_at"])
     user_sessions_end(user=user)
     audit_record(actor=actor, action="user.banned", target_user=user, reason=reason)
     transaction.on_commit(lambda: user_banned.send(sender=User, user_id=user.pk))
@@ -93,3 +95,8 @@ def user_unban(*, user: User, actor: User | None = None, reason: str = "") -> Us
     user.save(update_fields=["is_active"])
     audit_record(actor=actor, action="user.unbanned", target_user=user, reason=reason)
     return user
+
+
+def user_seen(*, user_id: int) -> None:
+    """Record that the user's last socket just closed: the "last seen" others are shown."""
+    User.objects.filter(pk=user_id).update(last_seen_at=timezone.now())

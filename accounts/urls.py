@@ -10,6 +10,7 @@ urlpatterns = [
     path("users/<int:user_id>/avatar/", views.avatar, name="avatar"),
     path("api/me/", api.me, name="api_me"),
     path("api/users/", api.users, name="api_users"),
+    path("api/users/<str:username>/", api.user_profile, name="api_user_profile"),
     path("api/keys/", keys_api.own_key, name="api_own_key"),
     path("api/keys/<str:username>/", keys_api.public_key, name="api_public_key"),
 ]

@@ -28,7 +28,8 @@ class ConversationAdmin(admin.ModelAdmin):
     actions = ["archive_conversations", "unarchive_conversations"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("created_by")
+        # Direct conversations are named by their members ("alice & bob"): fetch them all at once.
+        return super().get_queryset(request).select_related("created_by").prefetch_related("memberships__user")
 
     def delete_model(self, request, obj):
         services.conversation_delete(conversation=obj, actor=request.user)
@@ -84,6 +85,9 @@ class MembershipAdmin(admin.ModelAdmin):
                 removed += 1
         self.message_user(request, f"Removed {removed} member(s).", messages.SUCCESS)
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("conversation__memberships__user")
+
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
@@ -93,6 +97,11 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ["conversation__kind", "conversation__encrypted", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["body", "sender__username", "client_id", "conversation__name"]
     list_select_related = ["conversation", "sender"]
+
+    def get_queryset(self, request):
+        # The conversation column names direct conversations by their members.
+        return super().get_queryset(request).prefetch_related("conversation__memberships__user")
+
     date_hierarchy = "created_at"
     fields = [
         "conversation",

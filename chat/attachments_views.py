@@ -114,7 +114,7 @@ def _serve(request, name: str, content_type: str, filename: str, *, inline: bool
     size = default_storage.size(name)
     byte_range = _byte_range(request.headers.get("Range"), size)
     if byte_range is False:
-        response = HttpResponse(status=416)
+        response = api_error("invalid", "The requested range is outside the file.", status=416)
         response["Content-Range"] = f"bytes */{size}"
         return _protect(response)
     start, end = byte_range or (0, size - 1)

@@ -15,6 +15,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from accounts.api import user_json
+from accounts.services import user_seen
 from accounts.sessions import credentials_valid
 from chat import events, services
 from chat.presence import presence_connect, presence_disconnect, presence_refresh, users_online
@@ -132,6 +133,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         for conversation_id in self.conversations:
             await self.channel_layer.group_discard(events.conversation_group(conversation_id), self.channel_name)
         if await database_sync_to_async(presence_disconnect)(self.user.pk):
+            await database_sync_to_async(user_seen)(user_id=self.user.pk)
             await self._presence_announce(online=False)
 
     # Frames from the client

@@ -47,9 +47,10 @@ def timestamp(moment) -> str | None:
 
 
 def member_json(membership, public_key: str | None) -> dict:
-    """Return a `user` object with the member's role and public key (extensions)."""
+    """Return a `user` object with the member's status, role, public key and mute (extensions)."""
     return {
         **user_json(membership.user),
+        "status": membership.user.status,
         "role": membership.role,
         "public_key": public_key,
         "muted_until": timestamp(membership.muted_until),

@@ -71,11 +71,19 @@ class Conversation(models.Model):
         indexes = [models.Index(fields=["kind", "name"])]
 
     def __str__(self) -> str:
+        if self.kind == self.Kind.DIRECT and self.pk:
+            return " & ".join(self.participant_usernames()) or f"Direct {self.pk}"
         return self.name or f"{self.get_kind_display()} {self.pk}"
 
     @property
     def archived(self) -> bool:
         return self.archived_at is not None
+
+    def participant_usernames(self) -> list[str]:
+        """Return the members' usernames, sorted; free when memberships__user was prefetched."""
+        if "memberships" in getattr(self, "_prefetched_objects_cache", {}):
+            return sorted(membership.user.username for membership in self.memberships.all())
+        return list(self.memberships.order_by("user__username").values_list("user__username", flat=True))
 
 
 class MembershipQuerySet(models.QuerySet):

@@ -1,5 +1,4 @@
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
 from accounts.api import user_json
@@ -9,8 +8,14 @@ from accounts.models import UserKey
 HISTORY_PAGE = 50
 
 
-@login_required
 def home(request):
+    """Render the chat page for the signed-in, a short landing page for everyone else."""
+    if not request.user.is_authenticated:
+        return render(request, "chat/landing.html")
+    return _chat(request)
+
+
+def _chat(request):
     """Render the chat page; its script reads the data below from a JSON block."""
     chat_data = {
         "user": user_json(request.user),

@@ -3,7 +3,6 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -179,18 +178,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-def ban_confirmation(request, queryset, opts):
-    """The page between choosing "Ban" and banning: who, and a reason for the audit log."""
-    context = {
-        **admin.site.each_context(request),
-        "title": "Ban users",
-        "users": queryset,
-        "opts": opts,
-        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-    }
-    return TemplateResponse(request, "admin/accounts/user/ban_confirmation.html", context)
 
 
 def user_activity_html(user):

@@ -26,6 +26,8 @@ def test_anonymous_gets_json_401(client):
 
 
 def test_list_conversations_with_members_unread_and_last_message(alice, bob, carol, client_of):
+    bob.status = "Building"
+    bob.save(update_fields=["status"])
     group = make_group(alice, bob)
     channel = make_channel(carol, alice, name="news")
     first = send(bob, group, "one")
@@ -49,6 +51,7 @@ def test_list_conversations_with_members_unread_and_last_message(alice, bob, car
                 "username": "alice",
                 "display_name": "Alice Liddell",
                 "avatar_url": mine["members"][0]["avatar_url"],
+                "status": "",
                 "role": "owner",
                 "public_key": None,
                 "muted_until": None,
@@ -58,6 +61,7 @@ def test_list_conversations_with_members_unread_and_last_message(alice, bob, car
                 "username": "bob",
                 "display_name": "Bob Builder",
                 "avatar_url": mine["members"][1]["avatar_url"],
+                "status": "Building",
                 "role": "member",
                 "public_key": None,
                 "muted_until": None,

@@ -81,8 +81,11 @@ async def test_hello_then_presence_on_first_open_and_last_close(alice, bob, caro
     await alice_tab1.close()
     # Alice's second tab keeps her online; carol shares nothing with bob and is not announced.
     await connect(carol)
+    assert (await db(User.objects.get)(pk=alice.pk)).last_seen_at is None
     await alice_tab2.close()
     assert await bob_socket.receive() == {"type": "presence", "user": alice.pk, "online": False}
+    # Her last socket closed: that is when she was last seen.
+    assert (await db(User.objects.get)(pk=alice.pk)).last_seen_at is not None
 
 
 async def test_send_acks_and_reaches_every_socket(alice, bob, connect):

@@ -42,6 +42,7 @@ export const api = {
   conversations: () => request("GET", "/api/conversations/"),
   channels: () => request("GET", "/api/channels/"),
   users: (query) => request("GET", `/api/users/?q=${encodeURIComponent(query)}`),
+  user: (username) => request("GET", `/api/users/${encodeURIComponent(username)}/`),
   startDirect: (username) => request("POST", "/api/conversations/", { kind: "direct", members: [username] }),
   conversation: (id) => request("GET", `${conversationPath(id)}/`),
   createGroup: (name, usernames, encrypted = true) =>

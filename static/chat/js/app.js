@@ -10,10 +10,12 @@ import { KeyDialog, SafetyDialog } from "./key-dialogs.js";
 import { KeyRing } from "./keyring.js";
 import { Lightbox } from "./lightbox.js";
 import { MessagePane } from "./message-pane.js";
-import { ReportDialog } from "./report-dialog.js";
+import { RovingList } from "./message-keyboard.js";
 import { Notifier } from "./notifications.js";
 import { MembersDialog, OnlineList } from "./people.js";
+import { ProfileCard } from "./profile-card.js";
 import { Recorder } from "./recorder.js";
+import { ReportDialog } from "./report-dialog.js";
 import { ChatSocket } from "./socket.js";
 import { ChatStore, TYPING_EXPIRES_MS, messageText, withSender } from "./store.js";
 
@@ -263,6 +265,15 @@ const keyDialog = new KeyDialog({ dialog: $("key-dialog"), keys, onDone: (text) 
 const safetyDialog = new SafetyDialog({ dialog: $("safety-dialog"), keys });
 const reportDialog = new ReportDialog({ dialog: $("report-dialog"), keys, actions: { report: actions.sendReport } });
 const newConversation = new NewConversationDialog({ store, dialog: $("new-conversation-dialog"), actions, limits });
+new ProfileCard({
+  store,
+  keys,
+  dialog: $("profile-dialog"),
+  actions: { startDirect: actions.startDirect, open: actions.open, safety: actions.safety },
+});
+// The history and the online list are one Tab stop each; arrow keys move inside them.
+new RovingList($("messages"), { items: "li.message, li.system-message", startAtEnd: true });
+new RovingList($("online-list"), { items: ".person-button" });
 const notifier = new Notifier({ store, button: $("notifications-button"), onOpen: actions.open });
 
 $("new-conversation").addEventListener("click", () => newConversation.open());

@@ -84,6 +84,8 @@ export class MessagePane {
     const other = conversation.kind === "direct" ? this.store.otherMember(conversation) : null;
     const verified = conversation.encrypted && other && this.keys.isVerified(other.id);
     this.dom.title.replaceChildren(icon(kindIcon, "icon title-icon"), title, ...(verified ? [verifiedBadge()] : []));
+    if (other) this.dom.title.dataset.profile = other.username;
+    else delete this.dom.title.dataset.profile;
     this.dom.subtitle.textContent = this.subtitle(conversation);
     this.dom.membersButton.hidden = conversation.kind === "direct";
     // A direct conversation has no members panel: its safety number has a button of its own.
@@ -95,7 +97,8 @@ export class MessagePane {
     if (conversation.kind === "direct") {
       const other = this.store.otherMember(conversation);
       const presence = other && this.store.online.has(other.id) ? "Online" : "Offline";
-      return conversation.encrypted ? `${presence} · end-to-end encrypted` : presence;
+      const status = other?.status ? `${presence} · ${other.status}` : presence;
+      return conversation.encrypted ? `${status} · end-to-end encrypted` : status;
     }
     const members = conversation.member_count ?? conversation.members.length;
     const count = `${members} member${members === 1 ? "" : "s"}`;
@@ -295,7 +298,7 @@ export class MessagePane {
         id: message.id ? `message-${message.id}` : null,
         dataset: { messageId: message.id ?? "", clientId: message.client_id ?? "" },
       },
-      continued ? el("span", { class: "gutter-time" }, time.cloneNode(true)) : avatar(message.sender, 36),
+      continued ? el("span", { class: "gutter-time" }, time.cloneNode(true)) : profileLink(avatar(message.sender, 36), message.sender),
       el(
         "div",
         { class: "message-main" },
@@ -304,7 +307,7 @@ export class MessagePane {
           : el(
               "p",
               { class: "message-meta" },
-              el("span", { class: "sender" }, displayName(message.sender)),
+              el("button", { type: "button", class: "sender link-button", dataset: { profile: message.sender.username } }, displayName(message.sender)),
               " ",
               time,
             ),
@@ -543,7 +546,14 @@ function isContinuation(previous, message) {
 }
 
 function daySeparator(date) {
-  return el("li", { class: "day-separator", role: "separator" }, el("span", {}, formatDay(date)));
+  // A list item holding a heading (not role=separator, which a list may not contain).
+  return el("li", { class: "day-separator" }, el("h2", { class: "day-heading" }, formatDay(date)));
+}
+
+/** Mark a sender's picture so that a click opens their profile card (profile-card.js). */
+function profileLink(picture, sender) {
+  if (sender?.username) picture.dataset.profile = sender.username;
+  return picture;
 }
 
 function actionButton(iconName, label, onclick) {

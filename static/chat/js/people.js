@@ -1,5 +1,7 @@
 // Who is here: the online list beside the messages and the members dialog of groups and channels.
+// Names carry data-profile, so a click opens the profile card (profile-card.js).
 
+import { personResult, userSearch } from "./dialogs.js";
 import { avatar, displayName, el, icon } from "./dom.js";
 
 const MANAGERS = new Set(["owner", "admin"]);
@@ -29,12 +31,21 @@ export class OnlineList {
         el(
           "li",
           { class: "person", dataset: { userId: member.id } },
-          avatar(member, 24),
           el(
-            "span",
-            { class: "person-name" },
-            displayName(member),
-            member.id === this.store.me.id ? el("span", { class: "muted" }, " (you)") : null,
+            "button",
+            { type: "button", class: "person-button", dataset: { profile: member.username }, title: `Profile of ${displayName(member)}` },
+            avatar(member, 24),
+            el(
+              "span",
+              { class: "person-text" },
+              el(
+                "span",
+                { class: "person-name" },
+                displayName(member),
+                member.id === this.store.me.id ? el("span", { class: "muted" }, " (you)") : null,
+              ),
+              member.status ? el("span", { class: "person-status" }, member.status) : null,
+            ),
           ),
         ),
       ),
@@ -63,9 +74,16 @@ export class MembersDialog {
     this.leaveButton = dialog.querySelector("[data-leave]");
     this.errorBox = dialog.querySelector("[data-error]");
     this.heading = dialog.querySelector("h2");
+    this.inviteResults = dialog.querySelector("[data-invite-results]");
     this.inviteForm.addEventListener("submit", (event) => {
       event.preventDefault();
       this.invite();
+    });
+    // The same search as "New group": names or usernames, people already in are left out.
+    userSearch(this.inviteInput, {
+      exclude: (user) => this.conversation?.members.some((member) => member.id === user.id),
+      onError: (text) => this.showError(text),
+      render: (users) => this.renderFound(users),
     });
     this.leaveButton.addEventListener("click", () => this.run(() => this.actions.leave(this.conversation)));
     this.settingsForm = dialog.querySelector("[data-settings-form]");
@@ -98,6 +116,8 @@ export class MembersDialog {
   open() {
     if (!this.conversation) return;
     this.showError("");
+    this.inviteInput.value = "";
+    this.inviteResults.replaceChildren();
     this.render();
     this.dialog.showModal();
     (this.inviteForm.hidden ? this.leaveButton : this.inviteInput).focus();
@@ -168,9 +188,14 @@ export class MembersDialog {
       avatar(member, 28),
       el(
         "span",
-        { class: "person-name" },
-        displayName(member),
-        el("span", { class: "muted" }, ` @${member.username}${me ? " (you)" : ""}`),
+        { class: "person-text" },
+        el(
+          "button",
+          { type: "button", class: "link-button person-name", dataset: { profile: member.username }, title: "Show profile" },
+          displayName(member),
+          el("span", { class: "muted" }, ` @${member.username}${me ? " (you)" : ""}`),
+        ),
+        member.status ? el("span", { class: "person-status" }, member.status) : null,
       ),
       member.role && member.role !== "member" ? el("span", { class: "role" }, member.role) : null,
       conversation.encrypted && !me ? this.keyState(member) : null,
@@ -193,13 +218,30 @@ export class MembersDialog {
     return [this.keys.isVerified(member.id) ? verifiedBadge() : null, safety];
   }
 
-  async invite() {
-    const username = this.inviteInput.value.trim().replace(/^@/, "");
+  renderFound(users) {
+    const query = this.inviteInput.value.trim();
+    this.inviteResults.replaceChildren(
+      ...users.map((user) =>
+        personResult(user, {
+          label: `Invite ${displayName(user)} (@${user.username})`,
+          onclick: () => this.invite(user.username),
+        }),
+      ),
+    );
+    if (query && !users.length) this.inviteResults.replaceChildren(el("li", { class: "muted" }, "Nobody found to invite."));
+  }
+
+  async invite(chosen = null) {
+    const username = (chosen ?? this.inviteInput.value).trim().replace(/^@/, "");
     if (!username) {
       this.showError("Type the username of the person to invite.");
       return;
     }
-    if (await this.run(() => this.actions.invite(this.conversation, username))) this.inviteInput.value = "";
+    if (await this.run(() => this.actions.invite(this.conversation, username))) {
+      this.inviteInput.value = "";
+      this.inviteResults.replaceChildren();
+      this.inviteInput.focus();
+    }
   }
 
   /** Run a member action; show its error in the dialog. Return true on success. */
