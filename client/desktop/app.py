@@ -74,6 +74,8 @@ class ChatApp:
         style = ttk.Style(self.root)
         if "clam" in style.theme_names():
             style.theme_use("clam")
+        # Plain Tk widgets (the window, lists, the message view) take the theme's background too.
+        self.root.configure(background=style.lookup("TFrame", "background"))
         style.configure("Offline.TLabel", background="#b3261e", foreground="white", padding=6)
         style.configure("Online.TLabel", background="#e8f5e9", foreground="#1b5e20", padding=6)
         style.configure("Title.TLabel", font=("TkDefaultFont", 14, "bold"))
