@@ -3,9 +3,9 @@
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
 
-# Django's permission groups, allauth's email addresses and its two-factor authenticators all
+# Django's permission groups, allauth's email addresses, two-factor authenticators and sessions all
 # describe accounts; moderators look for them next to the users, not under three more headings.
-ACCOUNT_APP_LABELS = ("auth", "account", "mfa")
+ACCOUNT_APP_LABELS = ("auth", "account", "mfa", "usersessions")
 
 
 class ChatterboxAdminSite(admin.AdminSite):

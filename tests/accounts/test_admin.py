@@ -81,8 +81,8 @@ def test_ban_action_asks_for_a_reason_before_banning(admin_client, bob):
 def test_admin_groups_account_models_under_accounts(admin_client):
     page = admin_client.get("/admin/")
     sections = {app["name"]: [model["object_name"] for model in app["models"]] for app in page.context["app_list"]}
-    assert set(sections) == {"Accounts", "Chat"}
-    assert {"User", "ApiToken", "Group", "EmailAddress", "Authenticator"} <= set(sections["Accounts"])
+    assert set(sections) == {"Accounts", "Chat", "Moderation"}
+    assert {"User", "ApiToken", "Group", "EmailAddress", "Authenticator", "UserSession"} <= set(sections["Accounts"])
     assert 'rel="icon"' in page.content.decode()
 
 

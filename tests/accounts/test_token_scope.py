@@ -34,7 +34,6 @@ def test_the_token_works_on_the_api(secret):
 @pytest.mark.parametrize(
     "path",
     [
-        "/",
         "/profile/",
         "/profile/tokens/",
         "/accounts/email/",
@@ -46,6 +45,12 @@ def test_the_token_works_on_the_api(secret):
 )
 def test_a_token_is_anonymous_on_every_page(secret, path):
     assert_sent_to_login(Client().get(path, **bearer(secret)))
+
+
+def test_a_token_gets_the_visitors_landing_page_not_the_chat(secret):
+    page = Client().get("/", **bearer(secret))
+    assert page.status_code == 200
+    assert page.templates[0].name == "chat/landing.html"
 
 
 def test_a_token_cannot_mint_list_or_revoke_tokens(alice, secret):

@@ -178,12 +178,15 @@ def test_keyboard_reaches_the_composer_in_a_few_tabs_and_arrows_walk_the_message
 
     # From the conversation in the sidebar to the composer: a handful of Tab presses, not one per button.
     conversation_button(page, "Team").focus()
-    presses = 0
+    presses, path = 0, []
     composer = page.get_by_label("Message", exact=True)
     while not composer.evaluate("(field) => field === document.activeElement") and presses < 30:
         page.keyboard.press("Tab")
         presses += 1
-    assert presses <= 6, f"{presses} Tab presses from the sidebar to the composer"
+        path.append(
+            page.evaluate("() => document.activeElement.getAttribute('aria-label') || document.activeElement.id")
+        )
+    assert presses <= 6, f"{presses} Tab presses from the sidebar to the composer: {path}"
 
     # Back into the history: one Tab stop, on the newest message.
     page.keyboard.press("Shift+Tab")

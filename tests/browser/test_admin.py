@@ -21,7 +21,7 @@ def test_moderator_bans_with_a_reason_and_sees_direct_conversations_by_name(
 
     page.goto(f"{live_url}/admin/")
     sections = page.locator("#content-main .module caption").all_inner_texts()
-    assert [section.strip().lower() for section in sections] == ["accounts", "chat"]
+    assert [section.strip().lower() for section in sections] == ["accounts", "chat", "moderation"]
     assert page.locator('link[rel="icon"]').get_attribute("href").endswith("favicon.svg")
     page.screenshot(path=str(artifacts_dir / "admin-index.png"), full_page=True)
 

@@ -83,6 +83,7 @@ export class ChatStore {
     // A list fetched before the newest live message must not wind the conversation back.
     if (existing && (existing.last_message_id ?? 0) > (conversation.last_message_id ?? 0)) {
       merged.last_message_id = existing.last_message_id;
+      merged.last_message = existing.last_message;
       merged.unread = existing.unread;
     }
     for (const member of merged.members) this.users.set(member.id, member);
