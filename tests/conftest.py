@@ -198,10 +198,16 @@ def asgi_server(django_db_setup, django_db_blocker, artifacts_dir, server_media_
 
 
 @pytest.fixture
-def live_url(asgi_server, transactional_db, settings, server_media_root):
+def live_url(asgi_server, transactional_db, settings, server_media_root, request):
     """The base URL of the real server; data the test writes is committed and visible to it."""
     settings.MEDIA_ROOT = server_media_root
-    return asgi_server.url
+    yield asgi_server.url
+    # Before the database is emptied for the next test: close the browser contexts the test left
+    # open, so that their sockets stop writing while the flush locks table after table (a socket
+    # still marking messages read would deadlock with it on PostgreSQL).
+    if "browser" in request.fixturenames:
+        for context in list(request.getfixturevalue("browser").contexts):
+            context.close()
 
 
 @pytest.fixture(scope="session")
