@@ -16,6 +16,7 @@ HTTP_STATUS = {
     "method_not_allowed": 405,
     "too_large": 413,
     "rate_limited": 429,
+    "unavailable": 503,
 }
 
 

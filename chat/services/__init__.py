@@ -16,6 +16,7 @@ from chat.services.reads import (
     is_active,
     is_member,
     member_check,
+    newest_message_ids,
     socket_session,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "message_delete",
     "message_edit",
     "message_send",
+    "newest_message_ids",
     "read_mark",
     "socket_session",
 ]
