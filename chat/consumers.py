@@ -18,7 +18,7 @@ from django.conf import settings
 
 from accounts.api import user_json
 from chat import events, services
-from chat.message_path import INFRASTRUCTURE_ERRORS, local_sockets
+from chat.message_path import INFRASTRUCTURE_ERRORS, local_sockets, message_writer
 from chat.presence import presence_connect, presence_disconnect, presence_refresh, users_online
 from chatterbox.errors import DomainError, Invalid, TooLarge, Unavailable
 
@@ -206,8 +206,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def frame_message_send(self, *, conversation: int, client_id: str, **content):
         try:
             await self._member_require(conversation)
-            message, _ = await database_sync_to_async(services.message_send)(
-                sender=self.user, conversation_id=conversation, client_id=client_id, **content
+            services.client_id_check(client_id)
+            message, _ = await message_writer().submit(
+                sender=self.user,
+                conversation_id=conversation,
+                client_id=client_id,
+                content={field: content.get(field) for field in ("body", "ciphertext", "nonce", "keys")},
+                reply_to=content.get("reply_to"),
             )
         except INFRASTRUCTURE_ERRORS as error:
             log.warning("A message could not be stored: %r", error)

@@ -7,7 +7,14 @@ One module per entity; callers keep `from chat import services`.
 
 from chat.services.conversations import NAME_MAX, TOPIC_MAX, channel_join, conversation_create, conversation_delete
 from chat.services.memberships import membership_add, membership_mute, membership_remove, membership_set_role
-from chat.services.messages import CLIENT_ID_MAX, message_delete, message_edit, message_send, read_mark
+from chat.services.messages import (
+    CLIENT_ID_MAX,
+    client_id_check,
+    message_delete,
+    message_edit,
+    message_send,
+    read_mark,
+)
 from chat.services.reads import (
     HISTORY_PAGE_MAX,
     ID_MAX,
@@ -27,6 +34,7 @@ __all__ = [
     "NAME_MAX",
     "TOPIC_MAX",
     "channel_join",
+    "client_id_check",
     "conversation_create",
     "conversation_delete",
     "conversation_for",
