@@ -7,7 +7,7 @@ Guarantees kept here (docs/protocol.md "Guarantees", docs/performance.md for the
   the committed events are handed to the event loop and broadcast in that order.
 - Idempotent client ids: a known (sender, client_id) answers the first message, storing nothing.
 - A message the channel layer dropped, or never carried because Redis failed after the commit,
-  still reaches every open socket within about two HEAL_INTERVALs, even when no later message
+  still reaches every open socket within about STALL_LOOKS HEAL_INTERVALs (3 s), even when no later message
   follows: a per-process watcher compares each socket's newest delivered id with the database.
 
 The writer: sends from every socket of the process wait in one queue; one database thread, on a
@@ -28,9 +28,10 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 
 log = logging.getLogger(__name__)
 
-# Seconds between two looks at the newest ids. A socket is repaired when it was behind at two looks
-# in a row and delivered nothing in between: a busy socket that is merely late is left alone.
+# Seconds between two looks at the newest ids. A socket is repaired when it was behind at STALL_LOOKS
+# looks in a row and delivered nothing in between: a busy socket that is merely late is left alone.
 HEAL_INTERVAL = 1.0
+STALL_LOOKS = 3
 
 try:
     from redis.exceptions import RedisError
@@ -63,8 +64,8 @@ class LocalSockets:
     async def _watch(self) -> None:
         from chat import services
 
-        # Sockets behind the database at the last look, with the id they had delivered then.
-        lagging: dict[tuple, int] = {}
+        # Sockets behind the database at the last look: the id they had delivered, and for how many looks.
+        lagging: dict[tuple, tuple[int, int]] = {}
         while self.by_conversation:
             await asyncio.sleep(HEAL_INTERVAL)
             try:
@@ -78,9 +79,11 @@ class LocalSockets:
                     delivered = consumer.delivered.get(conversation_id, target)
                     if delivered < target:
                         key = (consumer, conversation_id)
-                        now_lagging[key] = delivered
-                        # Behind twice in a row without any progress: its events are lost, not late.
-                        if lagging.get(key) == delivered:
+                        before, looks = lagging.get(key, (None, 0))
+                        looks = looks + 1 if before == delivered else 1
+                        now_lagging[key] = (delivered, looks)
+                        # Behind at STALL_LOOKS looks in a row with no progress: lost, not late.
+                        if looks % STALL_LOOKS == 0:
                             stalled.append(key)
             lagging = now_lagging
             if stalled:
