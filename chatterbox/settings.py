@@ -116,6 +116,8 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+            # Opening the file and setting its pragmas cost more than most queries: keep it open.
+            "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 600),
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
