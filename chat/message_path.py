@@ -15,6 +15,11 @@ connection it keeps open, takes all that are waiting (up to BATCH_MAX) into one 
 savepoint per message (group commit), while the event loop acks and broadcasts the previous batch.
 The database thread never waits for the event loop. The watcher costs one indexed query per process
 every HEAL_INTERVAL while sockets are open, and nothing per message.
+
+Measured with `bench/run.py` (docs/performance.md; a shared 2-core machine at load average 13, so
+only the ratios are steady): a reconnect storm of 500 sockets loses, duplicates and strands
+nothing on both configurations; 100-member fan-out costs 255 us of server CPU per delivery embedded
+(1.5x the Channels tutorial) and 590 us on Redis; 1:1 traffic 4.0 ms per stored message embedded.
 """
 
 import asyncio
