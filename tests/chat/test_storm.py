@@ -20,7 +20,7 @@ from tests.chat.conftest import LiveSocket, db, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-MEMBERS = 100
+MEMBERS = 250
 BEFORE_DROP = 20
 DURING_STORM = 60
 SEND_INTERVAL = 0.05
