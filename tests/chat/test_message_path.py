@@ -1,8 +1,11 @@
 """The batching writer: several senders' messages in one transaction, each kept to the same rules."""
 
 import asyncio
+import sqlite3
 
 import pytest
+from django.conf import settings
+from django.db import connection
 
 from chat.message_path import Send, _batch_store
 from chat.models import Message
@@ -80,3 +83,28 @@ async def test_concurrent_socket_sends_share_batches_and_keep_order(alice, bob, 
         # Each socket's own sends are acked in the order it sent them; everyone sees all, in id order.
         assert [ack["client_id"].split("-")[1] for ack in acks] == [str(i) for i in range(10)]
         assert [frame["message"]["id"] for frame in delivered] == sorted(stored)
+
+
+@pytest.mark.skipif(
+    "sqlite" not in settings.DATABASES["default"]["ENGINE"], reason="locks the SQLite file from another connection"
+)
+async def test_a_send_that_cannot_be_stored_is_refused_with_unavailable(alice, bob, connect):
+    group = await db(make_group)(alice, bob)
+    socket = await connect(alice)
+    frame = {"type": "message.send", "conversation": group.pk, "client_id": "locked", "body": "hello"}
+    # Another process holds the database's write lock past the busy timeout: the store really fails.
+    locker = sqlite3.connect(connection.settings_dict["NAME"], timeout=0, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        await socket.send(frame)
+        error = await socket.receive_type("error")
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert (error["code"], error["client_id"], error["retry_after"]) == ("unavailable", "locked", 1)
+    assert await db(Message.objects.count)() == 0
+    # Nothing was stored, so the same frame goes through once the database is back.
+    await socket.send(frame)
+    ack = await socket.receive_type("message.ack")
+    assert ack["client_id"] == "locked"
+    assert await db(Message.objects.count)() == 1
