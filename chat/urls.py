@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import api, views
+from chat import api, attachments_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -20,4 +20,11 @@ urlpatterns = [
     ),
     path("api/conversations/<int:conversation_id>/read/", api.conversation_read, name="api_conversation_read"),
     path("api/channels/", api.channels, name="api_channels"),
+    path("api/attachments/", attachments_views.attachments, name="api_attachments"),
+    path("api/attachments/<int:attachment_id>/file/", attachments_views.attachment_file, name="api_attachment_file"),
+    path(
+        "api/attachments/<int:attachment_id>/thumbnail/",
+        attachments_views.attachment_thumbnail,
+        name="api_attachment_thumbnail",
+    ),
 ]

@@ -1,14 +1,21 @@
 // The chat page: wires the socket and the HTTP API to the store and the view modules.
 
 import { api } from "./api.js";
+import { attachmentSummary, releaseAttachment, useLightbox } from "./attachment-view.js";
+import { AttachmentComposer } from "./attachments.js";
 import { ConversationList } from "./conversation-list.js";
 import { NewConversationDialog, confirmAction } from "./dialogs.js";
 import { displayName } from "./dom.js";
 import { KeyDialog, SafetyDialog } from "./key-dialogs.js";
 import { KeyRing } from "./keyring.js";
+import { Lightbox } from "./lightbox.js";
 import { MessagePane } from "./message-pane.js";
+import { RovingList } from "./message-keyboard.js";
 import { Notifier } from "./notifications.js";
 import { MembersDialog, OnlineList } from "./people.js";
+import { ProfileCard } from "./profile-card.js";
+import { Recorder } from "./recorder.js";
+import { ReportDialog } from "./report-dialog.js";
 import { ChatSocket } from "./socket.js";
 import { ChatStore, TYPING_EXPIRES_MS, messageText, withSender } from "./store.js";
 
@@ -22,6 +29,7 @@ const limits = pageData.limits ?? {};
 const store = new ChatStore(pageData.user);
 const socket = new ChatSocket({ path: pageData.ws_path });
 const keys = new KeyRing({ me: pageData.user, serverPublicKey: e2eData.public_key, kdfLimits: e2eData.kdf_limits });
+store.downgradeCheck = (conversation) => keys.checkConversation(conversation);
 const appRoot = $("chat-app");
 let everConnected = false;
 let noticeTimer = null;
@@ -37,7 +45,9 @@ const actions = {
   loadOlder: (id) => loadHistory(id, { older: store.log(id).historyLoaded }),
   typing: (id) => socket.typing(id),
 
-  send(conversationId, body, replyTo) {
+  /** Send text, or an uploaded attachment ({server: its object, secret: what the encrypted content carries}). */
+  send(conversationId, body, replyTo, attachment = null) {
+    if (refuseDowngraded(conversationId) || store.accountDisabled) return;
     const local = {
       id: null,
       client_id: crypto.randomUUID(),
@@ -48,29 +58,27 @@ const actions = {
     };
     if (store.conversations.get(conversationId)?.encrypted) {
       // Shown at once as "Sending…"; sealing may first wait for the members' keys.
-      store.log(conversationId).pending.set(local.client_id, { ...local, decrypted: { status: "ok", text: body } });
+      const decrypted = { status: "ok", text: body, attachment: attachment?.secret ?? null };
+      store.log(conversationId).pending.set(local.client_id, { ...local, attachment: attachment?.server ?? null, decrypted });
       sendEncrypted(local.client_id, conversationId);
     } else {
       const fields = replyTo ? { body, reply_to: replyTo } : { body };
+      if (attachment) fields.attachment = attachment.server.id;
       socket.sendMessage(conversationId, fields, local.client_id);
-      store.log(conversationId).pending.set(local.client_id, { ...local, ...fields });
+      store.log(conversationId).pending.set(local.client_id, { ...local, ...fields, attachment: attachment?.server ?? null });
     }
     pane.render({ toBottom: true });
   },
 
   retry(message) {
+    if (refuseDowngraded(message.conversation) || store.accountDisabled) return;
     store.log(message.conversation).pending.set(message.client_id, { ...message, failed: null, retried: false });
-    if (message.decrypted) {
-      sendEncrypted(message.client_id, message.conversation);
-    } else {
-      const frame = { type: "message.send", conversation: message.conversation, client_id: message.client_id, body: message.body };
-      if (message.reply_to) frame.reply_to = message.reply_to;
-      socket.resend(message.client_id, frame);
-    }
+    resendPending(message);
     pane.render();
   },
 
   async edit(message, body) {
+    if (refuseDowngraded(message.conversation)) return;
     const conversation = store.conversations.get(message.conversation);
     if (conversation?.encrypted) {
       const tag = crypto.randomUUID();
@@ -103,6 +111,18 @@ const actions = {
     if (!PHONE_QUERY.matches) $("composer-input").focus();
   },
 
+  report: (message) => reportDialog.open(message),
+
+  async sendReport(fields, alsoBlock) {
+    await api.report(fields);
+    if (alsoBlock) {
+      await api.block(alsoBlock.username);
+      store.blocked.add(alsoBlock.id);
+      pane.render();
+    }
+    notice(alsoBlock ? `Thank you. The moderators will look at it, and you blocked ${displayName(alsoBlock)}.` : "Thank you. The moderators will look at it.");
+  },
+
   // These return the conversation's id; the dialog closes, then opens it (so focus lands there).
   startDirect: async (username) => adopt(await api.startDirect(username)),
   createGroup: async (name, usernames, encrypted) => adopt(await api.createGroup(name, usernames, encrypted)),
@@ -115,9 +135,40 @@ const actions = {
   },
 
   async removeMember(conversation, member) {
+    const name = displayName(member);
+    const yes = await confirmAction($("confirm-dialog"), {
+      title: `Remove ${name}?`,
+      text: `${name} leaves ${store.title(conversation)} and stops receiving its messages. Everyone in it sees that you removed them.`,
+      confirm: "Remove",
+    });
+    if (!yes) return;
     await api.removeMember(conversation.id, member.username);
     // The socket's conversation.updated says the same; do not wait for it.
     conversation.members = conversation.members.filter((other) => other.id !== member.id);
+    renderAll();
+  },
+
+  async setRole(conversation, member, role) {
+    store.putConversation(await api.setRole(conversation.id, member.username, role));
+    renderAll();
+  },
+
+  async transfer(conversation, member) {
+    const yes = await confirmAction($("confirm-dialog"), {
+      title: `Make ${displayName(member)} the owner?`,
+      text: `${displayName(member)} becomes the owner of ${store.title(conversation)} and you become an admin. Only the new owner can undo this.`,
+      confirm: "Hand over ownership",
+    });
+    if (yes) await actions.setRole(conversation, member, "owner");
+  },
+
+  async mute(conversation, member, until) {
+    store.putConversation(await api.muteMember(conversation.id, member.username, until));
+    renderAll();
+  },
+
+  async update(conversation, fields) {
+    store.putConversation(await api.updateConversation(conversation.id, fields));
     renderAll();
   },
 
@@ -165,16 +216,68 @@ const pane = new MessagePane({
     replyCancel: $("reply-cancel"),
   },
 });
+const attachments = new AttachmentComposer({
+  store,
+  keys,
+  actions,
+  limits,
+  elements: {
+    attachButton: $("attach-button"),
+    fileInput: $("file-input"),
+    input: $("composer-input"),
+    dropZone: $("pane-body"),
+    queue: $("upload-queue"),
+    showError: (text) => pane.showComposerError(text),
+  },
+});
+new Recorder({
+  limits,
+  canStart: () => attachments.writable(),
+  onRecorded: (file, options) => attachments.addFiles([file], options),
+  onError: (text) => pane.showComposerError(text),
+  elements: {
+    voiceButton: $("voice-button"),
+    videoButton: $("video-button"),
+    panel: $("recorder"),
+    preview: $("recorder-preview"),
+    review: $("recorder-review"),
+    status: $("recorder-status"),
+    timer: $("recorder-timer"),
+    cancel: $("recorder-cancel"),
+    stop: $("recorder-stop"),
+    send: $("recorder-send"),
+  },
+});
+useLightbox(new Lightbox($("lightbox")));
 const online = new OnlineList({ store, list: $("online-list"), heading: $("online-heading") });
 const members = new MembersDialog({
   store,
   keys,
   dialog: $("members-dialog"),
-  actions: { invite: actions.invite, remove: actions.removeMember, leave: actions.leave, safety: actions.safety },
+  actions: {
+    invite: actions.invite,
+    remove: actions.removeMember,
+    leave: actions.leave,
+    safety: actions.safety,
+    setRole: actions.setRole,
+    transfer: actions.transfer,
+    mute: actions.mute,
+    update: actions.update,
+  },
 });
 const keyDialog = new KeyDialog({ dialog: $("key-dialog"), keys, onDone: (text) => notice(text) });
 const safetyDialog = new SafetyDialog({ dialog: $("safety-dialog"), keys });
+const reportDialog = new ReportDialog({ dialog: $("report-dialog"), keys, actions: { report: actions.sendReport } });
 const newConversation = new NewConversationDialog({ store, dialog: $("new-conversation-dialog"), actions, limits });
+new ProfileCard({
+  store,
+  keys,
+  dialog: $("profile-dialog"),
+  actions: { startDirect: actions.startDirect, open: actions.open, safety: actions.safety },
+});
+// The history and the online list are one Tab stop each; arrow keys move inside them.
+new RovingList($("messages"), { items: "li.message, li.system-message", startAtEnd: true });
+new RovingList($("online-list"), { items: ".person-button" });
 const notifier = new Notifier({ store, button: $("notifications-button"), onOpen: actions.open });
 
 $("new-conversation").addEventListener("click", () => newConversation.open());
@@ -194,6 +297,7 @@ $("reconnect-button").addEventListener("click", () => socket.reconnectNow());
 async function refreshConversations() {
   const known = new Set(store.conversations.keys());
   store.setConversations(await api.conversations());
+  for (const conversation of store.conversations.values()) revealLast(conversation);
   for (const id of known) if (!store.conversations.has(id)) socket.untrack(id);
   for (const conversation of store.conversations.values()) socket.track(conversation.id, conversation.last_message_id);
   learnMembers(...store.conversations.values());
@@ -204,14 +308,14 @@ async function refreshConversations() {
 
 /** Refresh one conversation (its members above all), e.g. when the server says they changed. */
 async function refreshConversation(id) {
-  const conversation = store.putConversation(await api.conversation(id));
+  const conversation = revealLast(store.putConversation(await api.conversation(id)));
   await keys.learn(conversation.members);
   renderAll();
   return conversation;
 }
 
 function adopt(conversation) {
-  store.putConversation(conversation);
+  revealLast(store.putConversation(conversation));
   socket.track(conversation.id, conversation.last_message_id);
   learnMembers(conversation);
   list.render();
@@ -224,6 +328,7 @@ function openConversation(id) {
   appRoot.dataset.view = "conversation";
   history.replaceState(null, "", `#conversation-${id}`);
   pane.show();
+  attachments.render();
   list.render();
   online.render();
   const log = store.log(id);
@@ -310,8 +415,22 @@ function renderAll() {
 
 // End-to-end encryption
 
+/** True (and says so) when the server calls a conversation pinned as encrypted plaintext now. */
+function refuseDowngraded(conversationId) {
+  if (!store.conversations.get(conversationId)?.downgraded) return false;
+  notice("Not sent: this conversation was end-to-end encrypted, and the server now says it is not.");
+  return true;
+}
+
 /** Decrypt a message from the server (if it is encrypted) for the store. */
 function reveal(incoming) {
+  const conversation = store.conversations.get(incoming.conversation);
+  const mustBeSealed = conversation?.downgraded || (conversation?.encrypted && typeof incoming.body === "string");
+  if (mustBeSealed && incoming.kind !== "system" && !incoming.deleted) {
+    // A plaintext body where there must be ciphertext: what the server says, not what was sent.
+    const { body, ...rest } = withSender(incoming);
+    return { ...rest, decrypted: { status: "failed" } };
+  }
   const message = keys.reveal(withSender(incoming));
   if (message.decrypted?.status === "unknown") {
     // A sender who left: their key is not among the members'. Members' keys are on their way.
@@ -321,6 +440,46 @@ function reveal(incoming) {
     }
   }
   return message;
+}
+
+/** Send a pending message again under its own client_id (sealed anew if encrypted). */
+function resendPending(message) {
+  if (message.decrypted) {
+    sendEncrypted(message.client_id, message.conversation);
+  } else {
+    const frame = { type: "message.send", conversation: message.conversation, client_id: message.client_id, body: message.body };
+    if (message.reply_to) frame.reply_to = message.reply_to;
+    if (message.attachment) frame.attachment = message.attachment.id;
+    socket.resend(message.client_id, frame);
+  }
+}
+
+/**
+ * A message refused for the rate limit stays "Sending…" and goes again once the window allows.
+ * When a timer fires, every waiting message of the conversation goes, in the order written,
+ * so that a shorter wait for a later message cannot overtake an earlier one.
+ */
+function retryWhenAllowed(conversationId, clientId, retryAfter) {
+  const log = store.log(conversationId);
+  const pending = log.pending.get(clientId);
+  if (!pending) return;
+  log.pending.set(clientId, { ...pending, rateLimited: true });
+  const seconds = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : 1;
+  setTimeout(() => {
+    if (store.accountDisabled || refuseDowngraded(conversationId)) return;
+    for (const [id, waiting] of log.pending) {
+      if (!waiting.rateLimited || waiting.failed) continue;
+      const { rateLimited, ...message } = waiting;
+      log.pending.set(id, message);
+      resendPending(message);
+    }
+  }, seconds * 1000);
+}
+
+/** Decrypt the conversation's last message for the sidebar (the server sends it as stored). */
+function revealLast(conversation) {
+  if (conversation.last_message) conversation.last_message = reveal(conversation.last_message);
+  return conversation;
 }
 
 /** Decrypt again what is held, after a key was unlocked, pinned or accepted. */
@@ -348,8 +507,9 @@ async function sendEncrypted(clientId, conversationId) {
     log.pending.set(clientId, { ...pending, failed: why });
   } else {
     const conversation = store.conversations.get(conversationId);
-    const fields = keys.seal(conversation, clientId, pending.decrypted.text);
+    const fields = keys.seal(conversation, clientId, pending.decrypted.text, pending.decrypted.attachment);
     if (pending.reply_to) fields.reply_to = pending.reply_to;
+    if (pending.attachment) fields.attachment = pending.attachment.id;
     socket.resend(clientId, { type: "message.send", conversation: conversationId, client_id: clientId, ...fields });
   }
   if (conversationId === store.activeId) pane.render();
@@ -364,7 +524,8 @@ async function editEncrypted(tag) {
     return;
   }
   // Sealed under the message's own client_id: readers check it against the message.
-  const fields = keys.seal(store.conversations.get(message.conversation), message.client_id, body);
+  // The attachment's secrets go along, or the edit would take the file away from its readers.
+  const fields = keys.seal(store.conversations.get(message.conversation), message.client_id, body, message.decrypted?.attachment ?? null);
   if (!socket.editMessage(message.id, { ...fields, client_id: tag })) {
     edits.delete(tag);
     notice("You are offline; the edit was not sent. Try again once reconnected.");
@@ -434,6 +595,22 @@ socket.addEventListener("status", ({ detail }) => {
   if (detail.state === "unauthenticated") keys.forget().catch(() => {});
 });
 
+// Banned (the socket closed with 4403): nothing more can be sent from this page.
+socket.addEventListener("status", ({ detail }) => {
+  if (detail.state === "disabled") accountDisabled();
+});
+
+function accountDisabled() {
+  store.accountDisabled = true;
+  for (const log of store.logs.values()) {
+    for (const [clientId, pending] of log.pending) log.pending.set(clientId, { ...pending, failed: "This account was disabled." });
+  }
+  $("connection-text").textContent = "This account was disabled.";
+  $("login-link").hidden = false;
+  renderAll();
+  pane.render();
+}
+
 socket.addEventListener("hello", ({ detail }) => {
   store.online = new Set([store.me.id, ...(detail.online ?? [])]);
   const unknown = (detail.conversations ?? []).some((id) => !store.conversations.has(id));
@@ -452,12 +629,13 @@ socket.addEventListener("message", ({ detail }) => {
     return;
   }
   const isNew = store.addMessage(message);
-  const fromOthers = message.sender.id !== store.me.id;
+  // A system line (who joined, who left) is news for the history, not a notification.
+  const fromOthers = message.kind !== "system" && message.sender.id !== store.me.id;
   if (message.conversation === store.activeId) {
     pane.render({ appended: true });
     pane.renderTyping();
     markReadIfLooking();
-    if (fromOthers && isNew) announce(`${displayName(message.sender)}: ${messageText(message) ?? "Encrypted message"}`);
+    if (fromOthers && isNew) announce(`${displayName(message.sender)}: ${messageText(message) || attachmentSummary(message) || (messageText(message) ?? "Encrypted message")}`);
   }
   if (live && fromOthers && isNew) notifier.incoming(message);
   list.render();
@@ -488,6 +666,7 @@ socket.addEventListener("deleted", ({ detail }) => {
   const log = store.log(detail.conversation);
   const message = log.byId.get(detail.id);
   if (message) log.byId.set(detail.id, { ...message, deleted: true, body: "" });
+  if (message?.attachment) releaseAttachment(message.attachment.id);
   const conversation = store.conversations.get(detail.conversation);
   if (conversation?.last_message?.id === detail.id) conversation.last_message = { ...conversation.last_message, deleted: true };
   if (detail.conversation === store.activeId) pane.render();
@@ -535,6 +714,11 @@ socket.addEventListener("key-changed", ({ detail }) => {
   keys.learn([{ id: detail.user, public_key: detail.public_key }]).catch((error) => notice(error.message));
 });
 
+socket.addEventListener("report-handled", ({ detail: { report } }) => {
+  const outcome = report.status === "dismissed" ? "dismissed" : "acted on";
+  notice(`The moderators ${outcome} your report. ${report.resolution}`);
+});
+
 socket.addEventListener("conversation-removed", ({ detail }) => forget(detail.id));
 
 socket.addEventListener("error", ({ detail }) => {
@@ -566,6 +750,10 @@ socket.addEventListener("error", ({ detail }) => {
       retryForMembers(conversationId, () => sendEncrypted(detail.client_id, conversationId), fail);
       continue;
     }
+    if (detail.code === "rate_limited") {
+      retryWhenAllowed(conversationId, detail.client_id, detail.retry_after);
+      continue;
+    }
     log.pending.set(detail.client_id, { ...pending, failed: detail.detail || detail.code });
     if (conversationId === store.activeId) pane.render();
   }
@@ -591,7 +779,7 @@ function renderConnection({ state, retryIn }) {
   } else if (state === "connecting") {
     text.textContent = "Reconnecting…";
   } else if (state === "unauthenticated") {
-    text.textContent = "You are signed out.";
+    text.textContent = "You were signed out.";
   } else if (state === "disabled") {
     text.textContent = "This account is disabled.";
   }
@@ -623,9 +811,16 @@ document.addEventListener("keydown", (event) => {
 
 // Start: the conversation list first, so the socket knows where each conversation stands.
 
+/** Learn whom I blocked, so their messages in shared rooms arrive folded. */
+async function refreshBlocks() {
+  store.blocked = new Set((await api.blocks()).map((block) => block.user.id));
+  if (store.activeId !== null) pane.render();
+}
+
 keys
   .start()
   .catch((error) => notice(`Encryption is not available in this browser: ${error.message}`))
+  .then(() => refreshBlocks().catch((error) => notice(`Could not load your blocked users: ${error.message}`)))
   .then(() => refreshConversations())
   .catch((error) => notice(`Could not load your conversations: ${error.message}`))
   .finally(() => socket.start());
