@@ -132,7 +132,7 @@ def _batch_store(sends: list[Send]) -> list[tuple]:
         with transaction.atomic():
             context = messages.StoreContext()
             for send in sends:
-                newest = dict(context.newest)
+                mark = context.mark()
                 try:
                     with transaction.atomic():
                         results.append(
@@ -147,10 +147,10 @@ def _batch_store(sends: list[Send]) -> list[tuple]:
                         )
                 except IntegrityError as error:
                     # The same client_id raced in through another conversation's lock.
-                    context.newest = newest
+                    context.rollback(mark)
                     results.append(error)
                 except Exception as error:
-                    context.newest = newest
+                    context.rollback(mark)
                     if isinstance(error, DatabaseError):
                         raise
                     results.append(error)

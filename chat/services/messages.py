@@ -92,6 +92,13 @@ class StoreContext:
             self.newest[conversation_id] = _latest_message_id(conversation_id)
         return self.conversations[conversation_id]
 
+    def mark(self) -> tuple[dict, dict]:
+        return dict(self.conversations), dict(self.newest)
+
+    def rollback(self, mark: tuple[dict, dict]) -> None:
+        """Forget what a send rolled back to its savepoint: its new ids, and the locks it took there."""
+        self.conversations, self.newest = dict(mark[0]), dict(mark[1])
+
     def member_ids(self, conversation: Conversation, sender: User) -> set[int] | None:
         key = (conversation.pk, sender.pk)
         if key not in self.members:
