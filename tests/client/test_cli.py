@@ -121,7 +121,8 @@ def test_send_from_a_pipe_to_a_channel_and_an_encrypted_direct_message(
     history = chatterbox(
         "history", "@bob", "--json", env={**alice_env, "CHATTERBOX_PASSPHRASE": "alice passphrase words"}
     )
-    assert [json.loads(line)["text"] for line in history.stdout.splitlines()] == ["the eagle has landed"]
+    lines = [json.loads(line) for line in history.stdout.splitlines()]
+    assert [line["text"] for line in lines if line["kind"] != "system"] == ["the eagle has landed"]
 
 
 def test_bad_command_lines_get_clear_errors(live_url, alice, general, token_for):
