@@ -10,7 +10,9 @@ import logging
 import math
 import time
 
-from channels.db import database_sync_to_async
+from channels.consumer import get_handler_name
+from channels.db import aclose_old_connections, database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
@@ -18,8 +20,9 @@ from accounts.api import user_json
 from accounts.services import user_seen
 from accounts.sessions import credentials_valid
 from chat import events, services
+from chat.message_path import INFRASTRUCTURE_ERRORS, local_sockets, message_writer
 from chat.presence import presence_connect, presence_disconnect, presence_refresh, users_online
-from chatterbox.errors import DomainError, Invalid, TooLarge
+from chatterbox.errors import DomainError, Invalid, TooLarge, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,10 @@ log = logging.getLogger(__name__)
 TYPING_INTERVAL = 3.0
 # Renew the presence entry (it expires after chat.presence.PRESENCE_TTL) at most this often.
 PRESENCE_REFRESH_INTERVAL = 30.0
+# Events on the message path: dispatched without a thread hop (see ChatConsumer.dispatch).
+HOT_EVENTS = frozenset({"websocket.receive", "chat.message", "chat.typing", "chat.read", "chat.presence", "chat.heal"})
+# Close code for a socket this server cannot serve right now: the client reconnects and syncs.
+CLOSE_SERVER_ERROR = 1011
 
 
 def _integer(value) -> bool:
@@ -84,11 +91,42 @@ def frame_check(frame) -> tuple[str, dict]:
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
-    """One socket per tab. Anonymous handshakes are closed with 4401, banned users with 4403."""
+    """One socket per tab. Anonymous handshakes are closed with 4401, banned users with 4403.
+
+    A socket that cannot join its groups, sync or deliver (the database or the channel layer
+    failed) is closed with 1011, never left open and deaf: the client reconnects and syncs.
+    """
+
+    user = None
+    closing = False
+
+    async def dispatch(self, message):
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        if self.closing and message["type"] != "websocket.disconnect":
+            return
+        try:
+            # Channels closes stale database connections on a worker thread before every event. The
+            # frequent events skip that hop: their database calls go through database_sync_to_async,
+            # which does it itself. Rare ones keep it, and with it the order other events expect.
+            if message["type"] not in HOT_EVENTS:
+                await aclose_old_connections()
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            if message["type"] == "websocket.disconnect":
+                log.exception("Cleaning up a closed socket failed.")
+                raise StopConsumer() from None
+            log.exception("Closing a socket with %d after %s failed.", CLOSE_SERVER_ERROR, message["type"])
+            self.closing = True
+            await self.close(code=CLOSE_SERVER_ERROR)
 
     async def connect(self):
         self.user = self.scope.get("user")
         self.ready = False
+        self.present = False
         self.conversations: set[int] = set()
         # Conversations this socket was refused, so repeated frames cost no query.
         self.refused: dict[int, DomainError] = {}
@@ -116,7 +154,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.delivered = dict(newest)
         conversation_ids = list(newest)
         self.ready = True
-        if await database_sync_to_async(presence_connect)(self.user.pk):
+        online_now = await database_sync_to_async(presence_connect)(self.user.pk)
+        self.present = True
+        if online_now:
             await self._presence_announce(online=True)
         self.presence = dict.fromkeys(online, True)
         hello = {"type": "hello", "user": user_json(self.user), "conversations": conversation_ids, "online": online}
@@ -125,6 +165,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         if self.user is None or not self.user.is_authenticated:
             return
+        for conversation_id in self.conversations:
+            local_sockets.discard(conversation_id, self)
         await self.channel_layer.group_discard(events.user_group(self.user.pk), self.channel_name)
         if getattr(self, "credentials_group", None):
             await self.channel_layer.group_discard(self.credentials_group, self.channel_name)
@@ -132,7 +174,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         for conversation_id in self.conversations:
             await self.channel_layer.group_discard(events.conversation_group(conversation_id), self.channel_name)
-        if await database_sync_to_async(presence_disconnect)(self.user.pk):
+        if self.present and await database_sync_to_async(presence_disconnect)(self.user.pk):
             await database_sync_to_async(user_seen)(user_id=self.user.pk)
             await self._presence_announce(online=False)
 
@@ -168,10 +210,19 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(frame)
 
     async def frame_message_send(self, *, conversation: int, client_id: str, **content):
-        await self._member_require(conversation)
-        message, _ = await database_sync_to_async(services.message_send)(
-            sender=self.user, conversation_id=conversation, client_id=client_id, **content
-        )
+        try:
+            await self._member_require(conversation)
+            services.client_id_check(client_id)
+            message, _ = await message_writer().submit(
+                sender=self.user,
+                conversation_id=conversation,
+                client_id=client_id,
+                content={field: content.get(field) for field in ("body", "ciphertext", "nonce", "keys", "attachment")},
+                reply_to=content.get("reply_to"),
+            )
+        except INFRASTRUCTURE_ERRORS as error:
+            log.warning("A message could not be stored: %r", error)
+            raise Unavailable("The message could not be stored; send it again.", retry_after=1) from None
         ack = {
             "type": "message.ack",
             "client_id": message.client_id,
@@ -234,6 +285,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.refused.pop(conversation_id, None)
         if conversation_id not in self.conversations:
             self.conversations.add(conversation_id)
+            local_sockets.add(conversation_id, self)
             await self.channel_layer.group_add(events.conversation_group(conversation_id), self.channel_name)
 
     async def _presence_keepalive(self) -> None:
@@ -263,7 +315,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send(text_data=frame)
         self.delivered[conversation_id] = message["id"]
 
-    async def _resend_missed(self, conversation_id: int, *, after: int, before: int) -> None:
+    async def _resend_missed(self, conversation_id: int, *, after: int, before: int | None) -> None:
         """Send from the database what a full channel layer dropped, so delivery has no gaps."""
         missed = 0
         has_more = True
@@ -278,6 +330,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 await self.send_json({"type": "message.new", "message": message})
             if messages:
                 after = messages[-1]["id"]
+                self.delivered[conversation_id] = max(self.delivered.get(conversation_id, 0), after)
             missed += len(messages)
         if missed:
             log.warning(
@@ -286,6 +339,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 missed,
                 conversation_id,
             )
+
+    async def heal_request(self, conversation_id: int) -> None:
+        """Ask this socket, in its own event order, to catch up on a conversation (chat.message_path)."""
+        await self.channel_layer.send(self.channel_name, {"type": "chat.heal", "conversation": conversation_id})
+
+    async def chat_heal(self, event):
+        conversation_id = event["conversation"]
+        if conversation_id in self.conversations and conversation_id in self.delivered:
+            await self._resend_missed(conversation_id, after=self.delivered[conversation_id], before=None)
 
     def _message_frame(self, event, frame_type: str) -> str | None:
         """Return the frame as this user gets it, or None if the user is not among its recipients.
@@ -371,6 +433,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         conversation_id = event["id"]
         if conversation_id in self.conversations:
             self.conversations.discard(conversation_id)
+            local_sockets.discard(conversation_id, self)
             await self.channel_layer.group_discard(events.conversation_group(conversation_id), self.channel_name)
         for state in (self.delivered, self.typing_at):
             state.pop(conversation_id, None)

@@ -183,8 +183,12 @@ def broadcast(group: str, event: dict) -> None:
 
 
 def broadcast_on_commit(group: str, event: dict) -> None:
-    """Send the event to a group once the current transaction commits (at once outside one)."""
-    transaction.on_commit(lambda: broadcast(group, event))
+    """Send the event to a group once the current transaction commits (at once outside one).
+
+    A channel layer that fails then is logged, not raised: the write is stored and acknowledged,
+    and sockets that missed the event catch up from the database (chat.message_path).
+    """
+    transaction.on_commit(lambda: broadcast(group, event), robust=True)
 
 
 def relay_user_banned(sender, *, user_id: int, **kwargs) -> None:

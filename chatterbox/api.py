@@ -21,6 +21,7 @@ HTTP_STATUS = {
     "too_large": 413,
     "rate_limited": 429,
     "server_error": 500,
+    "unavailable": 503,
 }
 
 # For an error answer that did not come from the API's own code (Django's guards and handlers).
@@ -32,6 +33,7 @@ STATUS_ERROR = {
     405: ("method_not_allowed", "This method is not allowed here."),
     413: ("too_large", "The request body is too large."),
     429: ("rate_limited", "Too many requests; slow down."),
+    503: ("unavailable", "The service is briefly unavailable; try again."),
 }
 
 

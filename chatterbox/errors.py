@@ -44,3 +44,9 @@ class TooLarge(DomainError):
     """That is too large."""
 
     code = "too_large"
+
+
+class Unavailable(DomainError):
+    """The server could not do that just now (its database or channel layer failed); try again."""
+
+    code = "unavailable"

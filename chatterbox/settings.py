@@ -122,6 +122,8 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+            # Opening the file and setting its pragmas cost more than most queries: keep it open.
+            "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 600),
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -144,12 +146,15 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "chatterbox.layers.PooledRedisChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "chatterbox"),
                 "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000),
                 "expiry": 60,
+                # Connections per process and event loop; calls wait this long for a free one.
+                "max_connections": env_int("REDIS_MAX_CONNECTIONS", 200),
+                "pool_timeout": env_int("REDIS_POOL_TIMEOUT", 10),
             },
         }
     }
@@ -158,12 +163,18 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "chatterbox"),
+            # Database threads share this pool; a busy one waits rather than failing.
+            "OPTIONS": {
+                "pool_class": "redis.BlockingConnectionPool",
+                "max_connections": env_int("REDIS_MAX_CONNECTIONS", 200),
+                "timeout": env_int("REDIS_POOL_TIMEOUT", 10),
+            },
         }
     }
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "BACKEND": "chatterbox.layers.LocalChannelLayer",
             "CONFIG": {"capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000), "expiry": 60},
         }
     }
@@ -319,6 +330,8 @@ if MEDIA_ORIGIN:
         CONTENT_SECURITY_POLICY[directive].append(MEDIA_ORIGIN)
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load balancers probe over plain HTTP inside the platform.
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)

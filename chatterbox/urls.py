@@ -2,6 +2,7 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from chatterbox.health import health
 from chatterbox.views import page_not_found
 
 admin.site.site_header = "Chatterbox administration"
@@ -10,6 +11,7 @@ admin.site.site_title = "Chatterbox admin"
 admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
+    path("health/", health, name="health"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),

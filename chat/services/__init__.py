@@ -28,7 +28,14 @@ from chat.services.memberships import (
     membership_remove,
     membership_set_role,
 )
-from chat.services.messages import CLIENT_ID_MAX, message_delete, message_edit, message_send, read_mark
+from chat.services.messages import (
+    CLIENT_ID_MAX,
+    client_id_check,
+    message_delete,
+    message_edit,
+    message_send,
+    read_mark,
+)
 from chat.services.reads import (
     HISTORY_PAGE_MAX,
     ID_MAX,
@@ -38,6 +45,7 @@ from chat.services.reads import (
     is_active,
     is_member,
     member_check,
+    newest_message_ids,
     socket_session,
 )
 
@@ -53,6 +61,7 @@ __all__ = [
     "attachment_readable",
     "attachments_cleanup",
     "channel_join",
+    "client_id_check",
     "conversation_create",
     "conversation_delete",
     "conversation_for",
@@ -70,6 +79,7 @@ __all__ = [
     "message_delete",
     "message_edit",
     "message_send",
+    "newest_message_ids",
     "read_mark",
     "socket_session",
     "upload_precheck",

@@ -41,36 +41,89 @@ def message_send(
     reply_to: int | None = None,
     attachment: int | None = None,
 ) -> tuple[Message, bool]:
-    """Store a message and broadcast it on commit; return it and False if client_id was seen before."""
-    if not client_id or len(client_id) > CLIENT_ID_MAX:
-        raise Invalid(f"client_id must be 1 to {CLIENT_ID_MAX} characters.", field="client_id")
+    """Store a message and broadcast it on commit; return it and False if client_id was seen before.
+
+    The socket reaches the same rules through chat.message_path, which stores several senders'
+    messages in one transaction.
+    """
+    client_id_check(client_id)
     content = {"body": body, "ciphertext": ciphertext, "nonce": nonce, "keys": keys, "attachment": attachment}
     try:
         with transaction.atomic():
-            return _message_store(
+            message, created, event = _message_store(
                 sender=sender, conversation_id=conversation_id, client_id=client_id, content=content, reply_to=reply_to
             )
+            if event is not None:
+                events.broadcast_on_commit(events.conversation_group(conversation_id), event)
+            return message, created
     except IntegrityError:
-        # The same client_id raced in through another conversation's lock: the first one won.
-        existing = Message.objects.filter(sender=sender, client_id=client_id).select_related("sender").first()
-        if existing is None:
-            raise
-        return existing, False
+        return _message_existing(sender, client_id), False
 
 
-def _message_store(*, sender, conversation_id, client_id, content, reply_to) -> tuple[Message, bool]:
-    # The lock makes ids and broadcasts follow one order per conversation.
-    conversation = _conversation_get(conversation_id, lock=True)
-    member_ids = _sender_check(conversation, sender)
+def client_id_check(client_id) -> None:
+    if not client_id or len(client_id) > CLIENT_ID_MAX:
+        raise Invalid(f"client_id must be 1 to {CLIENT_ID_MAX} characters.", field="client_id")
+
+
+def _message_existing(sender, client_id) -> Message:
+    """After an IntegrityError: the same client_id raced in through another conversation's lock."""
+    existing = Message.objects.filter(sender=sender, client_id=client_id).select_related("sender").first()
+    if existing is None:
+        raise IntegrityError("message insert failed")
+    return existing
+
+
+class StoreContext:
+    """What one transaction already knows, so that a batch of sends asks the database once.
+
+    A conversation is locked and its newest id read once per transaction; the sender's right to
+    post is checked once per sender and conversation.
+    """
+
+    def __init__(self):
+        self.conversations: dict[int, Conversation] = {}
+        self.newest: dict[int, int] = {}
+        self.members: dict[tuple[int, int], set[int] | None] = {}
+
+    def conversation(self, conversation_id: int) -> Conversation:
+        if conversation_id not in self.conversations:
+            # The lock makes ids and broadcasts follow one order per conversation.
+            self.conversations[conversation_id] = _conversation_get(conversation_id, lock=True)
+            self.newest[conversation_id] = _latest_message_id(conversation_id)
+        return self.conversations[conversation_id]
+
+    def mark(self) -> tuple[dict, dict]:
+        return dict(self.conversations), dict(self.newest)
+
+    def rollback(self, mark: tuple[dict, dict]) -> None:
+        """Forget what a send rolled back to its savepoint: its new ids, and the locks it took there."""
+        self.conversations, self.newest = dict(mark[0]), dict(mark[1])
+
+    def member_ids(self, conversation: Conversation, sender: User) -> set[int] | None:
+        key = (conversation.pk, sender.pk)
+        if key not in self.members:
+            self.members[key] = _sender_check(conversation, sender)
+        return self.members[key]
+
+
+def _message_store(
+    *, sender, conversation_id, client_id, content, reply_to, context: StoreContext | None = None
+) -> tuple[Message, bool, dict | None]:
+    """Store one message in the current transaction; return it, whether it is new, and its event."""
+    context = context or StoreContext()
+    conversation = context.conversation(conversation_id)
+    member_ids = context.member_ids(conversation, sender)
     existing = Message.objects.filter(sender=sender, client_id=client_id).select_related("sender").first()
     if existing:
-        return existing, False
+        return existing, False, None
+    # Read, never pop: the message path may store the same content again after a failed batch.
+    content = dict(content)
     attachment_id = content.pop("attachment", None)
     fields, keys = _content_check(conversation, member_ids, **content, with_attachment=attachment_id is not None)
     if reply_to is not None and not Message.objects.filter(pk=reply_to, conversation=conversation).exists():
         raise Invalid("reply_to must be a message of this conversation.", field="reply_to")
     _rate_limit_check(sender.pk)
-    previous_id = _latest_message_id(conversation.pk)
+    previous_id = context.newest[conversation_id]
     message = Message.objects.create(
         conversation=conversation, sender=sender, client_id=client_id, reply_to_id=reply_to, **fields
     )
@@ -80,8 +133,8 @@ def _message_store(*, sender, conversation_id, client_id, content, reply_to) -> 
     event = _message_event(message, conversation, member_ids, keys, event_type="chat.message")
     # The previous id lets each socket notice a message the channel layer dropped.
     event["prev_id"] = previous_id
-    events.broadcast_on_commit(events.conversation_group(conversation.pk), event)
-    return message, True
+    context.newest[conversation_id] = message.pk
+    return message, True, event
 
 
 def _message_event(message, conversation, member_ids, keys, *, event_type: str) -> dict:

@@ -97,3 +97,14 @@ def is_member(*, user: User, conversation_id: int) -> bool:
 
 def is_active(*, user_id: int) -> bool:
     return User.objects.filter(pk=user_id, is_active=True).exists()
+
+
+def newest_message_ids(conversation_ids: list[int]) -> dict[int, int]:
+    """Return the newest message id (0 for none) of each conversation, one index probe each."""
+    newest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-id").values("id")[:1]
+    found = {}
+    for start in range(0, len(conversation_ids), 500):
+        chunk = conversation_ids[start : start + 500]
+        rows = Conversation.objects.filter(pk__in=chunk).annotate(newest=Subquery(newest)).values_list("id", "newest")
+        found.update((cid, value or 0) for cid, value in rows)
+    return found

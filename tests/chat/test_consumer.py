@@ -8,6 +8,7 @@ import os
 import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 from django.db import connection
 from django.test import Client
@@ -511,7 +512,7 @@ async def test_first_key_setup_is_announced_and_a_ban_shows_offline_everywhere(a
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs the Redis channel layer")
 async def test_redis_layer_in_use():
-    assert type(get_channel_layer()).__name__ == "RedisChannelLayer"
+    assert isinstance(get_channel_layer(), RedisChannelLayer)
 
 
 async def test_concurrent_senders_are_delivered_in_id_order(alice, bob, carol, make_user, connect, no_rate_limit):

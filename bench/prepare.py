@@ -1,0 +1,70 @@
+"""Make a fresh Chatterbox database for the benchmark and print what the load generator needs.
+
+    python bench/prepare.py SPEC_JSON   (run with the server's environment: DATABASE_URL or SQLITE_PATH)
+
+SPEC: {"channels": [members, ...], "pairs": N}. Prints JSON: {"channels": [{"id", "cookies"}],
+"pairs": [{"id", "cookies": [a, b]}]}, one session cookie per member. Users are made in bulk and
+sessions written directly: the benchmark measures the message path, not sign-up.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatterbox.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core.management import call_command
+
+    from accounts.models import User
+    from chat import services
+    from chat.models import Membership
+
+    call_command("migrate", verbosity=0)
+    if os.environ.get("REDIS_URL"):
+        import redis
+
+        redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    counter = iter(range(10**9))
+
+    def users(count: int) -> list:
+        made = [User(username=f"b{next(counter)}", email="") for _ in range(count)]
+        return User.objects.bulk_create(made)
+
+    def cookie(user) -> str:
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        return session.session_key
+
+    result = {"channels": [], "pairs": []}
+    for index, members in enumerate(spec.get("channels", [])):
+        people = users(members)
+        channel, _ = services.conversation_create(creator=people[0], kind="channel", name=f"bench-{index}")
+        Membership.objects.bulk_create([Membership(conversation=channel, user=user) for user in people[1:]])
+        result["channels"].append({"id": channel.pk, "cookies": [cookie(user) for user in people]})
+    for _ in range(spec.get("pairs", 0)):
+        first, second = users(2)
+        # A plaintext group of two: direct conversations are always end-to-end encrypted.
+        pair, _ = services.conversation_create(
+            creator=first, kind="group", name="pair", members=[second.username], encrypted=False
+        )
+        result["pairs"].append({"id": pair.pk, "cookies": [cookie(first), cookie(second)]})
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

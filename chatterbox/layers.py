@@ -1,0 +1,93 @@
+"""Channel layers: Redis with a connection pool that waits instead of failing, and a leaner in-memory one.
+
+channels-redis builds redis-py's plain pool, which raises MaxConnectionsError the moment every
+connection is busy: in a reconnect storm hundreds of sockets join their groups at once and some
+of them fail. A blocking pool of REDIS_MAX_CONNECTIONS queues those calls for up to
+REDIS_POOL_TIMEOUT seconds; only a longer outage raises, and the consumer then closes the socket
+with 1011 so that the client reconnects and resyncs.
+
+It also keeps redis-py's read timeout above the layer's blocking-pop timeout (see create_pool).
+"""
+
+import asyncio
+import contextlib
+import time
+
+from channels.exceptions import ChannelFull
+from channels.layers import InMemoryChannelLayer
+from channels_redis.core import RedisChannelLayer
+from redis.asyncio import BlockingConnectionPool
+
+
+class PooledRedisChannelLayer(RedisChannelLayer):
+    def __init__(self, *, max_connections: int = 200, pool_timeout: float = 10.0, **config):
+        super().__init__(**config)
+        self.max_connections = max_connections
+        self.pool_timeout = pool_timeout
+
+    def create_pool(self, index):
+        host = dict(self.hosts[index])
+        address = host.pop("address")
+        # redis-py's default read timeout (5 s) equals the layer's BZPOPMIN timeout: on a busy machine
+        # the read gives up first and takes the receiving socket down with it. Give reads more room.
+        host.setdefault("socket_timeout", self.brpop_timeout + 10)
+        return BlockingConnectionPool.from_url(
+            address, max_connections=self.max_connections, timeout=self.pool_timeout, **host
+        )
+
+
+class LocalChannelLayer(InMemoryChannelLayer):
+    """Channels' in-memory layer (one process) without its per-event costs.
+
+    - An event is shared by its recipients, not deep-copied for each: events are never changed
+      after they are sent (consumers build new dicts when they need to).
+    - group_send puts the event straight into each member's queue, instead of one task per member.
+    - Expired events are swept at most once a second, not by walking every channel on every receive.
+    A full queue still drops the event, as before: the socket notices by `prev_id`, or the delivery
+    watcher (chat.message_path) repairs it.
+    """
+
+    SWEEP_INTERVAL = 1.0
+
+    def __init__(self, **config):
+        super().__init__(**config)
+        self._swept = 0.0
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        if now - self._swept >= self.SWEEP_INTERVAL:
+            self._swept = now
+            self._clean_expired()
+
+    def _put(self, channel: str, message: dict) -> None:
+        queue = self.channels.get(channel)
+        if queue is None:
+            queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
+        queue.put_nowait((time.time() + self.expiry, message))
+
+    async def send(self, channel, message):
+        assert isinstance(message, dict), "message is not a dict"
+        self.require_valid_channel_name(channel)
+        try:
+            self._put(channel, message)
+        except asyncio.QueueFull:
+            raise ChannelFull(channel) from None
+
+    async def receive(self, channel):
+        self.require_valid_channel_name(channel)
+        self._sweep()
+        queue = self.channels.setdefault(channel, asyncio.Queue(maxsize=self.get_capacity(channel)))
+        try:
+            _, message = await queue.get()
+        finally:
+            if queue.empty():
+                self.channels.pop(channel, None)
+        return message
+
+    async def group_send(self, group, message):
+        assert isinstance(message, dict), "message is not a dict"
+        self.require_valid_group_name(group)
+        self._sweep()
+        for channel in list(self.groups.get(group, ())):
+            with contextlib.suppress(asyncio.QueueFull):
+                self._put(channel, message)
