@@ -6,6 +6,7 @@ import { NewConversationDialog, confirmAction } from "./dialogs.js";
 import { displayName } from "./dom.js";
 import { KeyDialog, SafetyDialog } from "./key-dialogs.js";
 import { KeyRing } from "./keyring.js";
+import { plainText } from "./markdown.js";
 import { MessagePane } from "./message-pane.js";
 import { Notifier } from "./notifications.js";
 import { MembersDialog, OnlineList } from "./people.js";
@@ -457,7 +458,7 @@ socket.addEventListener("message", ({ detail }) => {
     pane.render({ appended: true });
     pane.renderTyping();
     markReadIfLooking();
-    if (fromOthers && isNew) announce(`${displayName(message.sender)}: ${messageText(message) ?? "Encrypted message"}`);
+    if (fromOthers && isNew) announce(`${displayName(message.sender)}: ${plainTextOf(message)}`);
   }
   if (live && fromOthers && isNew) notifier.incoming(message);
   list.render();
@@ -605,6 +606,11 @@ function notice(text) {
   noticeTimer = setTimeout(() => {
     box.hidden = true;
   }, NOTICE_MS);
+}
+
+function plainTextOf(message) {
+  const text = messageText(message);
+  return text === null ? "Encrypted message" : plainText(text);
 }
 
 function announce(text) {

@@ -1,7 +1,8 @@
 // The open conversation: its header, history (loading older pages on scroll up), each
 // message with its actions, the typing line and the composer.
 
-import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, linkifiedText, placeInOrder } from "./dom.js";
+import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, placeInOrder } from "./dom.js";
+import { formattedText, plainText } from "./markdown.js";
 import { verifiedBadge } from "./people.js";
 import { messageText } from "./store.js";
 
@@ -302,7 +303,7 @@ export class MessagePane {
     const parts = [];
     const text = messageText(message);
     if (text !== null) {
-      parts.push(el("p", { class: "message-text" }, linkifiedText(text)));
+      parts.push(formattedText(text));
     } else {
       const unreadable = UNREADABLE[message.decrypted?.status] ?? UNREADABLE.failed;
       parts.push(el("p", { class: "message-text encrypted-text" }, icon("lock"), " ", unreadable(message)));
@@ -512,8 +513,9 @@ function actionButton(iconName, label, onclick) {
 
 function snippet(message) {
   if (message.deleted) return "Deleted message";
-  const text = messageText(message);
-  if (text === null) return "Encrypted message";
+  const source = messageText(message);
+  if (source === null) return "Encrypted message";
+  const text = plainText(source).replace(/\s+/g, " ");
   return text.length > QUOTE_LENGTH ? `${text.slice(0, QUOTE_LENGTH)}…` : text;
 }
 

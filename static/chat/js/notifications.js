@@ -2,6 +2,7 @@
 // and desktop notifications once they have allowed them from the button (never on load).
 
 import { displayName } from "./dom.js";
+import { plainText } from "./markdown.js";
 import { messageText } from "./store.js";
 
 const BODY_LENGTH = 120;
@@ -62,7 +63,8 @@ export class Notifier {
 
 // An encrypted message was decrypted in this page; the notification is shown by this browser only.
 function notificationBody(message) {
-  const text = messageText(message);
-  if (text === null) return "Encrypted message";
+  const source = messageText(message);
+  if (source === null) return "Encrypted message";
+  const text = plainText(source);
   return text.length > BODY_LENGTH ? `${text.slice(0, BODY_LENGTH)}…` : text;
 }
