@@ -2,7 +2,7 @@
 
 from django.http import HttpResponse, JsonResponse
 
-from chat import events, services
+from chat import events, search, services
 from chat.models import Conversation
 from chatterbox.api import api_view, json_body
 from chatterbox.errors import Invalid
@@ -144,3 +144,17 @@ def channels(request):
         for row in rows[:CHANNEL_LIST_MAX]
     ]
     return JsonResponse(listing, safe=False)
+
+
+@api_view("GET")
+def message_search(request):
+    results, has_more = search.message_search(
+        user=request.user,
+        query=request.GET.get("q", ""),
+        conversation_id=_cursor(request, "conversation", low=1),
+        sender=request.GET.get("sender", "").strip() or None,
+        before=request.GET.get("before", "").strip() or None,
+        after=request.GET.get("after", "").strip() or None,
+        page=_cursor(request, "page", default=1, low=1, high=search.PAGE_MAX),
+    )
+    return JsonResponse({"results": results, "has_more": has_more})

@@ -10,10 +10,13 @@ import { plainText } from "./markdown.js";
 import { MessagePane } from "./message-pane.js";
 import { Notifier } from "./notifications.js";
 import { MembersDialog, OnlineList } from "./people.js";
+import { SearchDialog } from "./search.js";
 import { ChatSocket } from "./socket.js";
 import { ChatStore, TYPING_EXPIRES_MS, messageText, withSender } from "./store.js";
 
 const NOTICE_MS = 8000;
+// How far back a jump to a search hit loads history (pages of limits.history_page) before giving up.
+const JUMP_PAGES_MAX = 40;
 const PHONE_QUERY = window.matchMedia("(max-width: 700px)");
 const $ = (id) => document.getElementById(id);
 
@@ -35,6 +38,7 @@ const edits = new Map();
 
 const actions = {
   open: (id) => openConversation(id),
+  jump: (conversationId, messageId) => jumpToMessage(conversationId, messageId),
   loadOlder: (id) => loadHistory(id, { older: store.log(id).historyLoaded }),
   typing: (id) => socket.typing(id),
 
@@ -176,9 +180,11 @@ const members = new MembersDialog({
 const keyDialog = new KeyDialog({ dialog: $("key-dialog"), keys, onDone: (text) => notice(text) });
 const safetyDialog = new SafetyDialog({ dialog: $("safety-dialog"), keys });
 const newConversation = new NewConversationDialog({ store, dialog: $("new-conversation-dialog"), actions, limits });
+const searchDialog = new SearchDialog({ store, dialog: $("search-dialog"), onJump: actions.jump });
 const notifier = new Notifier({ store, button: $("notifications-button"), onOpen: actions.open });
 
 $("new-conversation").addEventListener("click", () => newConversation.open());
+$("search-button").addEventListener("click", () => searchDialog.open());
 $("browse-channels").addEventListener("click", () => newConversation.open("channels"));
 $("members-button").addEventListener("click", () => members.open());
 $("safety-button").addEventListener("click", () => {
@@ -228,12 +234,28 @@ function openConversation(id) {
   list.render();
   online.render();
   const log = store.log(id);
-  if (!log.historyLoaded) loadHistory(id);
+  const loading = log.historyLoaded ? Promise.resolve() : loadHistory(id);
   markReadIfLooking();
   // On a phone, focusing the composer would pop up the keyboard over the history.
   if (!PHONE_QUERY.matches && !$("composer-input").disabled) $("composer-input").focus();
   else $("pane-title").focus();
   promptForKey();
+  return loading;
+}
+
+/** Open a conversation at one message: load older pages until it is there, then show it. */
+async function jumpToMessage(conversationId, messageId) {
+  if (!store.conversations.has(conversationId)) {
+    notice("You are no longer in that conversation.");
+    return;
+  }
+  await openConversation(conversationId);
+  const log = store.log(conversationId);
+  for (let pages = 0; pages < JUMP_PAGES_MAX && !log.byId.has(messageId) && log.hasOlder && !log.error; pages += 1) {
+    await loadHistory(conversationId, { older: true });
+    if (store.activeId !== conversationId) return; // the person moved on meanwhile
+  }
+  if (!pane.reveal(messageId)) notice("That message is no longer in the conversation's history.");
 }
 
 function showList() {
@@ -622,6 +644,11 @@ document.addEventListener("visibilitychange", markReadIfLooking);
 PHONE_QUERY.addEventListener("change", markReadIfLooking);
 document.addEventListener("keydown", (event) => {
   if (event.defaultPrevented) return;
+  if ((event.ctrlKey || event.metaKey) && event.shiftKey && event.key.toLowerCase() === "f" && !document.querySelector("dialog[open]")) {
+    event.preventDefault();
+    searchDialog.open();
+    return;
+  }
   if (event.key === "Escape" && PHONE_QUERY.matches && appRoot.dataset.view === "conversation" && !document.querySelector("dialog[open]")) {
     showList();
   }

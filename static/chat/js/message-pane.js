@@ -233,6 +233,18 @@ export class MessagePane {
     this.dom.jumpButton.hidden = true;
   }
 
+  /** Scroll a message into the middle of the view and flash it; return false if it is not shown. */
+  reveal(messageId) {
+    const item = document.getElementById(`message-${messageId}`);
+    if (!item) return false;
+    item.scrollIntoView({ block: "center" });
+    item.classList.remove("found");
+    void item.offsetWidth; // restart the animation when the same message is found again
+    item.classList.add("found");
+    this.dom.jumpButton.hidden = this.isAtBottom();
+    return true;
+  }
+
   isAtBottom() {
     const scroller = this.dom.scroller;
     return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < STICK_TO_BOTTOM_PX;
