@@ -2,7 +2,7 @@
 
 from django.http import HttpResponse, JsonResponse
 
-from chat import events, search, services
+from chat import events, previews, search, services
 from chat.models import Conversation
 from chatterbox.api import api_view, json_body
 from chatterbox.errors import Invalid
@@ -158,3 +158,9 @@ def message_search(request):
         page=_cursor(request, "page", default=1, low=1, high=search.PAGE_MAX),
     )
     return JsonResponse({"results": results, "has_more": has_more})
+
+
+@api_view("GET")
+def message_preview(request, message_id: int):
+    preview = previews.preview_for_message(user=request.user, message_id=message_id)
+    return JsonResponse(preview) if preview else HttpResponse(status=204)

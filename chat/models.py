@@ -178,3 +178,21 @@ class MessageKey(models.Model):
 
     def __str__(self) -> str:
         return f"key of message {self.message_id} for {self.user_id}"
+
+
+class LinkPreview(models.Model):
+    """A fetched link preview (or a failed fetch), cached by URL; see chat/previews.py."""
+
+    url_hash = models.CharField(max_length=64, unique=True)  # SHA-256 of the URL: URLs can be long
+    url = models.TextField()
+    ok = models.BooleanField(default=False)
+    title = models.CharField(max_length=200, blank=True)
+    description = models.CharField(max_length=500, blank=True)
+    site_name = models.CharField(max_length=100, blank=True)
+    fetched_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.url
+
+    def as_json(self) -> dict:
+        return {"url": self.url, "title": self.title, "description": self.description, "site_name": self.site_name}

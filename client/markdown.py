@@ -15,6 +15,7 @@ SAFE_HREF = re.compile(
 )
 ESCAPABLE = "\\`*_[]()#>-.!~|{}+"
 BARE_LINK = re.compile(r'https?://[^\s<>"]+', re.IGNORECASE)
+ANGLE_LINK = re.compile(r'<((?:https?://|mailto:)[^\s<>"]+)>', re.IGNORECASE)
 TRAILING_PUNCTUATION = re.compile(r"[.,;:!?)\]}'\"]+$")
 FENCE = re.compile(r"^ {0,3}```\s*([\w+-]*)\s*$", re.ASCII)
 FENCE_CLOSE = re.compile(r"^ {0,3}```\s*$")
@@ -152,6 +153,15 @@ def inline(text: str, depth: int = 0, in_link: bool = False) -> list[dict]:
                 nodes.append(link[0])
                 i = link[1]
                 continue
+        if char == "<" and not in_link:
+            match = ANGLE_LINK.match(text, i)
+            if match and safe_href(match.group(1)):
+                flush()
+                href = match.group(1)
+                children = [{"type": "text", "text": href}]
+                nodes.append({"type": "link", "href": href, "children": children, "preview": False})
+                i = match.end()
+                continue
         if not in_link and char in "hH" and not _is_word(_char(text, i - 1)):
             match = BARE_LINK.match(text, i)
             if match:
@@ -237,6 +247,24 @@ def _bracket_link(text: str, start: int, depth: int):
 def safe_href(href: str) -> bool:
     """Return True for an absolute http(s) or mailto URL, as the browser decides."""
     return bool(SAFE_HREF.match(href)) and "\n" not in href
+
+
+def first_preview_link(text: str) -> str | None:
+    """Return the first http(s) link that may get a preview (not written as <url>), or None."""
+
+    def walk(nodes):
+        for node in nodes:
+            if node["type"] == "link":
+                if node.get("preview", True) and node["href"].lower().startswith(("http://", "https://")):
+                    return node["href"]
+                continue
+            children = node.get("children") or [child for item in node.get("items", []) for child in item]
+            found = walk(children)
+            if found:
+                return found
+        return None
+
+    return walk([block for block in parse(text) if block["type"] != "code_block"])
 
 
 def plain_text(text: str) -> str:

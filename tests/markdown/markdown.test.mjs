@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import { test } from "node:test";
 
-import { parse, plainText, safeHref } from "../../static/chat/js/markdown.js";
+import { firstPreviewLink, parse, plainText, safeHref } from "../../static/chat/js/markdown.js";
 
 const corpus = JSON.parse(fs.readFileSync(new URL("./corpus.json", import.meta.url)));
 const xss = JSON.parse(fs.readFileSync(new URL("./xss.json", import.meta.url)));
@@ -45,4 +45,10 @@ test("a long message with many markers parses quickly", () => {
   const started = performance.now();
   parse(text);
   assert.ok(performance.now() - started < 500);
+});
+
+test("the first previewable link skips <url>, mailto and code", () => {
+  assert.equal(firstPreviewLink("see <https://a.example> and [b](https://b.example)"), "https://b.example");
+  assert.equal(firstPreviewLink("mail [me](mailto:a@b.c) or `https://c.example`"), null);
+  assert.equal(firstPreviewLink("```\nhttps://d.example\n```\n- https://e.example"), "https://e.example");
 });

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from client.markdown import parse, plain_text, safe_href
+from client.markdown import first_preview_link, parse, plain_text, safe_href
 
 HERE = Path(__file__).resolve().parent
 CORPUS = json.loads((HERE / "corpus.json").read_text())
@@ -51,3 +51,9 @@ def test_the_browser_parser_passes_its_node_tests():
     result = subprocess.run([node, "--test", str(HERE)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "# fail 0" in result.stdout
+
+
+def test_the_first_previewable_link_skips_angle_links_mailto_and_code():
+    assert first_preview_link("see <https://a.example> and [b](https://b.example)") == "https://b.example"
+    assert first_preview_link("mail [me](mailto:a@b.c) or `https://c.example`") is None
+    assert first_preview_link("```\nhttps://d.example\n```\n- https://e.example") == "https://e.example"

@@ -14,6 +14,7 @@ const MAX_DEPTH = 8; // nesting of inline spans; deeper markers stay literal
 const SAFE_HREF = /^(?:https?:\/\/[^\s\u0000-\u001f\u007f/?#<>"\\]+[^\s\u0000-\u001f\u007f<>"\\]*|mailto:[^\s\u0000-\u001f\u007f<>"\\@]+@[^\s\u0000-\u001f\u007f<>"\\]+)$/i;
 const ESCAPABLE = "\\`*_[]()#>-.!~|{}+";
 const BARE_LINK = /^https?:\/\/[^\s<>"]+/i;
+const ANGLE_LINK = /^<((?:https?:\/\/|mailto:)[^\s<>"]+)>/i;
 // Punctuation that usually ends the sentence rather than the link.
 const TRAILING_PUNCTUATION = /[.,;:!?)\]}'"]+$/;
 const FENCE = /^ {0,3}```\s*([\w+-]*)\s*$/;
@@ -122,6 +123,16 @@ export function inline(text, depth = 0, inLink = false) {
         flush();
         nodes.push(link.node);
         i = link.end;
+        continue;
+      }
+    }
+    if (char === "<" && !inLink) {
+      // <https://…> is a link too, and the sender's way to say "no preview for this one".
+      const match = ANGLE_LINK.exec(text.slice(i));
+      if (match && safeHref(match[1])) {
+        flush();
+        nodes.push({ type: "link", href: match[1], children: [{ type: "text", text: match[1] }], preview: false });
+        i += match[0].length;
         continue;
       }
     }
@@ -234,6 +245,22 @@ function runLength(text, start, char) {
 
 function isWordChar(char) {
   return char !== undefined && /[\p{L}\p{N}_]/u.test(char);
+}
+
+/** Return the first http(s) link that may get a preview (not written as <url>), or null. */
+export function firstPreviewLink(text) {
+  const walk = (nodes) => {
+    for (const node of nodes) {
+      if (node.type === "link") {
+        if (node.preview !== false && /^https?:\/\//i.test(node.href)) return node.href;
+        continue;
+      }
+      const found = walk(node.children ?? (node.items ?? []).flat());
+      if (found) return found;
+    }
+    return null;
+  };
+  return walk(parse(text).filter((block) => block.type !== "code_block"));
 }
 
 // Plain text: what a notification, a quote or a client without formatting shows.

@@ -3,6 +3,7 @@
 
 import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, placeInOrder } from "./dom.js";
 import { formattedText, plainText } from "./markdown.js";
+import { previewSlot } from "./previews.js";
 import { verifiedBadge } from "./people.js";
 import { messageText } from "./store.js";
 
@@ -322,6 +323,10 @@ export class MessagePane {
     }
     if (message.edited_at) parts.push(el("span", { class: "edited", title: new Date(message.edited_at).toLocaleString() }, "(edited)"));
     if (message.attachment && typeof message.attachment === "object") parts.push(attachmentNode(message.attachment));
+    if (text !== null) {
+      const conversation = this.store.conversations.get(message.conversation);
+      parts.push(previewSlot(message, conversation, { atBottom: () => this.isAtBottom(), toBottom: () => this.scrollToBottom() }));
+    }
     return el("div", { class: "message-content" }, parts);
   }
 
