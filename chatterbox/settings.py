@@ -187,6 +187,8 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/libsodium-wrappers-sumo", BASE_DIR / "node_modules" / "libsodium-wrappers-sumo" / "dist"),
     ("vendor/libsodium-sumo", BASE_DIR / "node_modules" / "libsodium-sumo" / "dist"),
+    # MiniSearch's ES module (no imports of its own): static/chat/js/search-index.js imports it.
+    ("vendor/minisearch", BASE_DIR / "node_modules" / "minisearch" / "dist" / "es"),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

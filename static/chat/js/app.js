@@ -11,6 +11,7 @@ import { MessagePane } from "./message-pane.js";
 import { Notifier } from "./notifications.js";
 import { MembersDialog, OnlineList } from "./people.js";
 import { SearchDialog } from "./search.js";
+import { LocalSearch } from "./search-index.js";
 import { ChatSocket } from "./socket.js";
 import { ChatStore, TYPING_EXPIRES_MS, messageText, withSender } from "./store.js";
 
@@ -180,7 +181,8 @@ const members = new MembersDialog({
 const keyDialog = new KeyDialog({ dialog: $("key-dialog"), keys, onDone: (text) => notice(text) });
 const safetyDialog = new SafetyDialog({ dialog: $("safety-dialog"), keys });
 const newConversation = new NewConversationDialog({ store, dialog: $("new-conversation-dialog"), actions, limits });
-const searchDialog = new SearchDialog({ store, dialog: $("search-dialog"), onJump: actions.jump });
+const localSearch = new LocalSearch({ me: store.me, keys, chat: store });
+const searchDialog = new SearchDialog({ store, dialog: $("search-dialog"), onJump: actions.jump, localSearch });
 const notifier = new Notifier({ store, button: $("notifications-button"), onOpen: actions.open });
 
 $("new-conversation").addEventListener("click", () => newConversation.open());
@@ -291,7 +293,7 @@ async function loadHistory(id, { older = false } = {}) {
   if (id === store.activeId) pane.render();
   try {
     const answer = await api.messages(id, { before, limit: limits.history_page });
-    for (const message of answer.messages) store.addMessage(reveal(message));
+    for (const message of answer.messages) remember(reveal(message));
     log.hasOlder = answer.has_more;
     log.historyLoaded = true;
   } catch (error) {
@@ -445,6 +447,8 @@ function renderKeyBanner() {
 
 keys.addEventListener("change", () => {
   revealAll();
+  if (keys.keyPair) localSearch.indexAll().catch(() => {});
+  else localSearch.close();
   renderAll();
   pane.render();
 });
@@ -454,7 +458,10 @@ keys.addEventListener("change", () => {
 socket.addEventListener("status", ({ detail }) => {
   renderConnection(detail);
   // Signed out (elsewhere, or the session ended): the key pair goes, as at logout.
-  if (detail.state === "unauthenticated") keys.forget().catch(() => {});
+  if (detail.state === "unauthenticated") {
+    keys.forget().catch(() => {});
+    localSearch.wipe().catch(() => {});
+  }
 });
 
 socket.addEventListener("hello", ({ detail }) => {
@@ -474,7 +481,7 @@ socket.addEventListener("message", ({ detail }) => {
     refreshConversations().catch((error) => notice(error.message));
     return;
   }
-  const isNew = store.addMessage(message);
+  const isNew = remember(message);
   const fromOthers = message.sender.id !== store.me.id;
   if (message.conversation === store.activeId) {
     pane.render({ appended: true });
@@ -490,7 +497,7 @@ socket.addEventListener("ack", ({ detail }) => {
   for (const [conversationId, log] of store.logs) {
     const pending = log.pending.get(detail.client_id);
     if (!pending) continue;
-    store.addMessage({ ...pending, id: detail.id, created_at: detail.created_at ?? pending.created_at });
+    remember({ ...pending, id: detail.id, created_at: detail.created_at ?? pending.created_at });
     if (conversationId === store.activeId) pane.render();
     list.render();
   }
@@ -501,6 +508,7 @@ socket.addEventListener("updated", ({ detail }) => {
   for (const [tag, edit] of edits) if (edit.message.id === message.id) edits.delete(tag);
   const log = store.log(message.conversation);
   if (log.byId.has(message.id)) log.byId.set(message.id, message);
+  localSearch.index(message).catch(() => {});
   const conversation = store.conversations.get(message.conversation);
   if (conversation?.last_message?.id === message.id) conversation.last_message = message;
   if (message.conversation === store.activeId) pane.render();
@@ -511,6 +519,7 @@ socket.addEventListener("deleted", ({ detail }) => {
   const log = store.log(detail.conversation);
   const message = log.byId.get(detail.id);
   if (message) log.byId.set(detail.id, { ...message, deleted: true, body: "" });
+  if (message) localSearch.index({ ...message, deleted: true }).catch(() => {});
   const conversation = store.conversations.get(detail.conversation);
   if (conversation?.last_message?.id === detail.id) conversation.last_message = { ...conversation.last_message, deleted: true };
   if (detail.conversation === store.activeId) pane.render();
@@ -628,6 +637,13 @@ function notice(text) {
   noticeTimer = setTimeout(() => {
     box.hidden = true;
   }, NOTICE_MS);
+}
+
+/** Store a message, and index it for search in this browser when it is an encrypted one. */
+function remember(message) {
+  const isNew = store.addMessage(message);
+  localSearch.index(message).catch(() => {});
+  return isNew;
 }
 
 function plainTextOf(message) {

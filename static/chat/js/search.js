@@ -21,6 +21,7 @@ export class SearchDialog {
     this.before = dialog.querySelector("[name=before]");
     this.list = dialog.querySelector("[data-results]");
     this.status = dialog.querySelector("[data-status]");
+    this.note = dialog.querySelector("[data-note]");
     this.more = dialog.querySelector("[data-more]");
     this.ticket = 0;
     this.page = 1;
@@ -35,6 +36,7 @@ export class SearchDialog {
       this.timer = setTimeout(() => this.run(), SEARCH_DELAY_MS);
     });
     for (const field of [this.scope, this.sender, this.after, this.before]) field.addEventListener("change", () => this.run());
+    this.scope.addEventListener("change", () => this.explain());
     this.more.addEventListener("click", () => this.run({ page: this.page + 1 }));
   }
 
@@ -44,9 +46,26 @@ export class SearchDialog {
     here.disabled = !active;
     here.textContent = active ? `In ${this.store.title(active)}` : "In this conversation";
     if (!active) this.scope.value = "all";
+    // In an encrypted conversation the search starts there: on this device, the server never asked.
+    if (active?.encrypted && this.scope.value === "all") this.scope.value = "here";
+    this.explain();
     this.dialog.showModal();
     this.input.focus();
     this.input.select();
+  }
+
+  /** Say who sees the search words for the chosen scope. */
+  explain() {
+    const conversation = this.scope.value === "here" ? this.store.conversations.get(this.store.activeId) : null;
+    const local = this.scope.value === "encrypted" || conversation?.encrypted;
+    this.note.textContent = local
+      ? "Encrypted messages are searched on this device only; the server never sees what you search for."
+      : "Public channels and unencrypted groups are searched by the server; encrypted conversations on this device only.";
+  }
+
+  /** True when the server is not to be asked at all (only encrypted history is searched). */
+  localOnly(filters) {
+    return this.scope.value === "encrypted" || Boolean(this.store.conversations.get(filters.conversationId)?.encrypted);
   }
 
   filters() {
@@ -71,14 +90,16 @@ export class SearchDialog {
     }
     const filters = this.filters();
     this.say("Searching…");
+    this.list.setAttribute("aria-busy", "true");
     const conversation = this.store.conversations.get(filters.conversationId);
+    if (conversation && !conversation.encrypted && this.scope.value === "here") filters.localSkip = true;
     let serverHits = [];
     let localHits = [];
     let hasMore = false;
     const problems = [];
     try {
       // The server is asked only about plaintext conversations; never about an encrypted one.
-      if (!conversation?.encrypted) {
+      if (!this.localOnly(filters)) {
         const answer = await api.search({ q: query, ...filters, page });
         serverHits = answer.results.map((hit) => ({ ...hit, source: "server" }));
         hasMore = answer.has_more;
@@ -87,13 +108,14 @@ export class SearchDialog {
       problems.push(error.message);
     }
     try {
-      if (this.localSearch && page === 1 && (!conversation || conversation.encrypted)) {
+      if (this.localSearch && page === 1 && !filters.localSkip) {
         localHits = await this.localSearch.search(query, filters);
       }
     } catch (error) {
       problems.push(`Encrypted history: ${error.message}`);
     }
     if (ticket !== this.ticket) return; // a newer search has started
+    this.list.removeAttribute("aria-busy");
     const hits = [...localHits, ...serverHits];
     const items = hits.map((hit) => this.item(hit));
     if (page === 1) this.list.replaceChildren(...items);
