@@ -37,6 +37,7 @@ FIELD_KINDS = {
     "cursor": (lambda v: _integer(v) and 0 <= v <= services.ID_MAX, "an integer, 0 or more"),
     "limit": (lambda v: _integer(v) and 1 <= v <= services.HISTORY_PAGE_MAX, "an integer from 1 to 100"),
     "text": (lambda v: isinstance(v, str), "a string"),
+    "flag": (lambda v: isinstance(v, bool), "true or false"),
     "object": (lambda v: isinstance(v, dict), "an object"),
     "unsupported": (lambda v: False, "left out: attachments are not available on this server yet"),
 }
@@ -51,7 +52,9 @@ FRAMES = {
         "keys": ("object", False),
         "reply_to": ("id", False),
         "attachment": ("unsupported", False),
+        "kind": ("text", False),
     },
+    "reaction": {"message": ("id", True), "emoji": ("text", True), "on": ("flag", True)},
     "message.edit": {"id": ("id", True), **CONTENT_FIELDS, "keys": ("object", False)},
     "message.delete": {"id": ("id", True)},
     "sync": {"conversation": ("id", True), "after": ("cursor", True), "limit": ("limit", False)},
@@ -181,6 +184,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def frame_message_delete(self, *, id: int):
         await database_sync_to_async(services.message_delete)(actor=self.user, message_id=id)
 
+    async def frame_reaction(self, *, message: int, emoji: str, on: bool):
+        await database_sync_to_async(services.reaction_set)(user=self.user, message_id=message, emoji=emoji, on=on)
+
     async def frame_sync(self, *, conversation: int, after: int, limit: int = services.HISTORY_PAGE_MAX):
         await self._member_require(conversation)
         messages, has_more = await database_sync_to_async(services.history_page)(
@@ -307,6 +313,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def chat_message_deleted(self, event):
         if event["conversation"] in self.conversations:
             await self.send_json({"type": "message.deleted", "id": event["id"], "conversation": event["conversation"]})
+
+    async def chat_reaction(self, event):
+        if event["conversation"] in self.conversations:
+            await self.send_json({key: value for key, value in event.items() if key != "type"} | {"type": "reaction"})
 
     async def chat_typing(self, event):
         if event["conversation"] in self.conversations and event["user"] != self.user.pk:

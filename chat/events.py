@@ -96,6 +96,10 @@ def message_json(message, *, encrypted: bool) -> dict:
         shared["nonce"] = message.nonce or None
     else:
         shared["body"] = message.body
+        # Present where the reader attached them (history, sync, search); a new message has none,
+        # and an update leaves them out so that clients keep the ones they have.
+        if hasattr(message, "reaction_map"):
+            shared["reactions"] = message.reaction_map
     return shared
 
 

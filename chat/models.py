@@ -13,6 +13,7 @@ class ConversationQuerySet(models.QuerySet):
         unread = (
             Message.objects.filter(conversation=OuterRef("pk"), id__gt=OuterRef("last_read"), deleted_at__isnull=True)
             .exclude(sender=user)
+            .exclude(kind=Message.Kind.REACTION)
             .order_by()
             .values("conversation")
             .annotate(count=Count("id"))
@@ -135,6 +136,8 @@ class Message(models.Model):
     class Kind(models.TextChoices):
         TEXT = "text"
         SYSTEM = "system"
+        # Encrypted conversations only: the emoji and its target are inside the ciphertext.
+        REACTION = "reaction"
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     sender = models.ForeignKey(
@@ -196,3 +199,18 @@ class LinkPreview(models.Model):
 
     def as_json(self) -> dict:
         return {"url": self.url, "title": self.title, "description": self.description, "site_name": self.site_name}
+
+
+class Reaction(models.Model):
+    """One user's emoji on a message of a plaintext conversation (chat/services/reactions.py)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    emoji = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "user", "emoji"], name="reaction_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id} on {self.message_id}"

@@ -20,6 +20,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from accounts.models import User
 from chat import events
 from chat.models import Conversation, Membership, Message
+from chat.services.reactions import reactions_attach
 from chatterbox.errors import Invalid, NotMember
 
 PAGE_SIZE = 20
@@ -99,6 +100,7 @@ def message_search(
     has_more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     found = Message.objects.visible_to(user).in_bulk([row[0] for row in rows])
+    reactions_attach(found.values())
     results = []
     for message_id, marked in rows:
         message = found.get(message_id)

@@ -8,6 +8,7 @@ One module per entity; callers keep `from chat import services`.
 from chat.services.conversations import NAME_MAX, TOPIC_MAX, channel_join, conversation_create, conversation_delete
 from chat.services.memberships import membership_add, membership_mute, membership_remove, membership_set_role
 from chat.services.messages import CLIENT_ID_MAX, message_delete, message_edit, message_send, read_mark
+from chat.services.reactions import reaction_set, reactions_attach
 from chat.services.reads import (
     HISTORY_PAGE_MAX,
     ID_MAX,
@@ -40,6 +41,8 @@ __all__ = [
     "message_delete",
     "message_edit",
     "message_send",
+    "reaction_set",
+    "reactions_attach",
     "read_mark",
     "socket_session",
 ]

@@ -36,11 +36,14 @@ def message_send(
     nonce: str | None = None,
     keys: dict[str, str] | None = None,
     reply_to: int | None = None,
+    kind: str | None = None,
 ) -> tuple[Message, bool]:
     """Store a message and broadcast it on commit; return it and False if client_id was seen before."""
     if not client_id or len(client_id) > CLIENT_ID_MAX:
         raise Invalid(f"client_id must be 1 to {CLIENT_ID_MAX} characters.", field="client_id")
-    content = {"body": body, "ciphertext": ciphertext, "nonce": nonce, "keys": keys}
+    if kind not in {None, Message.Kind.TEXT, Message.Kind.REACTION}:
+        raise Invalid('kind must be "text" or, in an encrypted conversation, "reaction".', field="kind")
+    content = {"body": body, "ciphertext": ciphertext, "nonce": nonce, "keys": keys, "kind": kind}
     try:
         with transaction.atomic():
             return _message_store(
@@ -61,13 +64,16 @@ def _message_store(*, sender, conversation_id, client_id, content, reply_to) -> 
     existing = Message.objects.filter(sender=sender, client_id=client_id).select_related("sender").first()
     if existing:
         return existing, False
+    kind = content.pop("kind") or Message.Kind.TEXT
+    if kind == Message.Kind.REACTION and not conversation.encrypted:
+        raise Invalid("In a plaintext conversation, react with the reaction frame.", field="kind")
     fields, keys = _content_check(conversation, member_ids, **content)
     if reply_to is not None and not Message.objects.filter(pk=reply_to, conversation=conversation).exists():
         raise Invalid("reply_to must be a message of this conversation.", field="reply_to")
     _rate_limit_check(sender.pk)
     previous_id = _latest_message_id(conversation.pk)
     message = Message.objects.create(
-        conversation=conversation, sender=sender, client_id=client_id, reply_to_id=reply_to, **fields
+        conversation=conversation, sender=sender, client_id=client_id, reply_to_id=reply_to, kind=kind, **fields
     )
     if keys:
         MessageKey.objects.bulk_create([MessageKey(message=message, user_id=uid, key=key) for uid, key in keys.items()])

@@ -81,8 +81,8 @@ def test_conversation_list_and_history_take_fixed_queries(alice, bob, carol, cli
     # Session, user, conversations, members: no query per conversation or member.
     with django_assert_num_queries(4):
         assert len(client.get("/api/conversations/").json()) == 3
-    # Session, user, membership check, messages with senders: none per message.
-    with django_assert_num_queries(4):
+    # Session, user, membership check, messages with senders, their reactions: none per message.
+    with django_assert_num_queries(5):
         assert len(client.get(f"/api/conversations/{group.pk}/messages/").json()["messages"]) == 3
 
 
@@ -300,6 +300,7 @@ def test_history_paging(alice, bob, client_of, no_rate_limit):
         "deleted": False,
         "reply_to": None,
         "body": "m6",
+        "reactions": {},
     }
 
 

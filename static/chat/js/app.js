@@ -10,6 +10,7 @@ import { plainText } from "./markdown.js";
 import { MessagePane } from "./message-pane.js";
 import { Notifier } from "./notifications.js";
 import { MembersDialog, OnlineList } from "./people.js";
+import { ReactionPicker, applyReaction } from "./reactions.js";
 import { SearchDialog } from "./search.js";
 import { LocalSearch } from "./search-index.js";
 import { ChatSocket } from "./socket.js";
@@ -85,6 +86,27 @@ const actions = {
       return;
     }
     if (!socket.editMessage(message.id, { body })) notice("You are offline; the edit was not sent. Try again once reconnected.");
+  },
+
+  pickReaction: (button, message) => picker.open(button, (emoji) => actions.react(message, emoji, true)),
+
+  /** Add or remove a reaction: a frame in a plaintext conversation, an encrypted message otherwise. */
+  async react(message, emoji, on) {
+    const conversation = store.conversations.get(message.conversation);
+    if (!conversation) return;
+    if (!conversation.encrypted) {
+      if (!socket.react(message.id, emoji, on)) notice("You are offline; the reaction was not sent.");
+      return;
+    }
+    const why = await readyToEncrypt(conversation.id);
+    if (why) {
+      notice(`The reaction was not sent: ${why}`);
+      return;
+    }
+    const clientId = crypto.randomUUID();
+    const current = store.conversations.get(conversation.id);
+    const fields = keys.sealContent(current, clientId, { reaction: { message: message.id, emoji, on } });
+    socket.resend(clientId, { type: "message.send", conversation: conversation.id, client_id: clientId, kind: "reaction", ...fields });
   },
 
   keySetup: () => openKeyDialog(),
@@ -181,6 +203,7 @@ const members = new MembersDialog({
 const keyDialog = new KeyDialog({ dialog: $("key-dialog"), keys, onDone: (text) => notice(text) });
 const safetyDialog = new SafetyDialog({ dialog: $("safety-dialog"), keys });
 const newConversation = new NewConversationDialog({ store, dialog: $("new-conversation-dialog"), actions, limits });
+const picker = new ReactionPicker();
 const localSearch = new LocalSearch({ me: store.me, keys, chat: store });
 const searchDialog = new SearchDialog({ store, dialog: $("search-dialog"), onJump: actions.jump, localSearch });
 const notifier = new Notifier({ store, button: $("notifications-button"), onOpen: actions.open });
@@ -482,7 +505,7 @@ socket.addEventListener("message", ({ detail }) => {
     return;
   }
   const isNew = remember(message);
-  const fromOthers = message.sender.id !== store.me.id;
+  const fromOthers = message.sender.id !== store.me.id && message.kind !== "reaction";
   if (message.conversation === store.activeId) {
     pane.render({ appended: true });
     pane.renderTyping();
@@ -507,7 +530,9 @@ socket.addEventListener("updated", ({ detail }) => {
   const message = reveal(detail.message);
   for (const [tag, edit] of edits) if (edit.message.id === message.id) edits.delete(tag);
   const log = store.log(message.conversation);
-  if (log.byId.has(message.id)) log.byId.set(message.id, message);
+  const known = log.byId.get(message.id);
+  // An update leaves reactions out: keep the ones this page has.
+  if (known) log.byId.set(message.id, message.reactions || !known.reactions ? message : { ...message, reactions: known.reactions });
   localSearch.index(message).catch(() => {});
   const conversation = store.conversations.get(message.conversation);
   if (conversation?.last_message?.id === message.id) conversation.last_message = message;
@@ -524,6 +549,14 @@ socket.addEventListener("deleted", ({ detail }) => {
   if (conversation?.last_message?.id === detail.id) conversation.last_message = { ...conversation.last_message, deleted: true };
   if (detail.conversation === store.activeId) pane.render();
   list.render();
+});
+
+socket.addEventListener("reaction", ({ detail }) => {
+  const log = store.log(detail.conversation);
+  const message = log.byId.get(detail.message);
+  if (!message) return;
+  log.byId.set(message.id, { ...message, reactions: applyReaction(message.reactions, detail) });
+  if (detail.conversation === store.activeId) pane.render();
 });
 
 socket.addEventListener("typing", ({ detail }) => {

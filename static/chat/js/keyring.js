@@ -189,12 +189,17 @@ export class KeyRing extends EventTarget {
 
   /** Encrypt text for every current member; call blockers() first (and learn() the members). */
   seal(conversation, clientId, text) {
+    return this.sealContent(conversation, clientId, { text });
+  }
+
+  /** Encrypt any content object (e.g. {reaction: {message, emoji, on}}) like seal(). */
+  sealContent(conversation, clientId, content) {
     const recipients = {};
     for (const member of conversation.members) {
       recipients[member.id] = member.id === this.me.id ? this.publicKey : this.pins.get(member.id).publicKey;
     }
     return e2e.sealMessage({
-      content: { text },
+      content,
       conversation: conversation.id,
       clientId,
       senderPrivateKey: this.keyPair.privateKey,
@@ -217,8 +222,13 @@ export class KeyRing extends EventTarget {
     const older = (pin?.previous ?? []).filter((key) => sentAt < key.replacedAt).map((key) => key.publicKey);
     const trusted = senderId === this.me.id ? [this.keyPair.publicKey] : pin ? [pin.publicKey, ...older] : [];
     for (const key of trusted) {
-      const text = this.open(message, key);
-      if (text !== null) return { ...message, decrypted: { status: "ok", text } };
+      const content = this.openContent(message, key);
+      if (content === null) continue;
+      if (typeof content.text === "string") return { ...message, decrypted: { status: "ok", text: content.text } };
+      // A reaction (reactions.js) carries its target and emoji instead of text.
+      if (message.kind === "reaction" && validReaction(content.reaction)) {
+        return { ...message, decrypted: { status: "ok", text: "", reaction: content.reaction } };
+      }
     }
     if (this.changed.has(senderId) && this.open(message, this.changed.get(senderId)) !== null) {
       return { ...message, decrypted: { status: "untrusted" } };
@@ -228,8 +238,12 @@ export class KeyRing extends EventTarget {
   }
 
   open(message, senderPublicKey) {
-    const content = e2e.openMessage(message, senderPublicKey, this.keyPair.privateKey);
+    const content = this.openContent(message, senderPublicKey);
     return content && typeof content.text === "string" ? content.text : null;
+  }
+
+  openContent(message, senderPublicKey) {
+    return e2e.openMessage(message, senderPublicKey, this.keyPair.privateKey);
   }
 
   // Other tabs
@@ -259,4 +273,16 @@ export class KeyRing extends EventTarget {
   emit() {
     this.dispatchEvent(new Event("change"));
   }
+}
+
+function validReaction(reaction) {
+  return (
+    reaction !== null &&
+    typeof reaction === "object" &&
+    Number.isInteger(reaction.message) &&
+    typeof reaction.emoji === "string" &&
+    reaction.emoji.length > 0 &&
+    reaction.emoji.length <= 32 &&
+    typeof reaction.on === "boolean"
+  );
 }

@@ -4,6 +4,7 @@
 import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, placeInOrder } from "./dom.js";
 import { formattedText, plainText } from "./markdown.js";
 import { previewSlot } from "./previews.js";
+import { foldReactions, reactionBar } from "./reactions.js";
 import { verifiedBadge } from "./people.js";
 import { messageText } from "./store.js";
 
@@ -163,7 +164,11 @@ export class MessagePane {
     const wanted = [];
     const keep = new Set();
     let previous = null;
-    for (const message of log.ordered()) {
+    const messages = log.ordered();
+    // Encrypted reactions are messages of their own; they show on the message they point at.
+    const folded = conversation.encrypted ? foldReactions(messages) : null;
+    for (const message of messages) {
+      if (message.kind === "reaction") continue;
       const date = new Date(message.created_at);
       if (!previous || dayKey(new Date(previous.created_at)) !== dayKey(date)) {
         wanted.push(this.node(`day:${dayKey(date)}`, formatDay(date), () => daySeparator(date)));
@@ -172,7 +177,8 @@ export class MessagePane {
       const continued = isContinuation(previous, message);
       const key = message.id ? `m:${message.id}` : `p:${message.client_id}`;
       const seen = message.id ? seenBy.get(message.id) : null;
-      const state = { continued, seen, editing: message.id && message.id === this.editingId };
+      const reactions = folded ? folded.get(message.id) : message.reactions;
+      const state = { continued, seen, editing: message.id && message.id === this.editingId, reactions };
       const signature = JSON.stringify([message, state, this.quoteSignature(message), this.keys.changed.has(message.sender.id)]);
       wanted.push(this.node(key, signature, () => this.messageNode(message, state)));
       keep.add(key);
@@ -269,7 +275,7 @@ export class MessagePane {
 
   // One message
 
-  messageNode(message, { continued, seen, editing }) {
+  messageNode(message, { continued, seen, editing, reactions }) {
     if (message.kind === "system") {
       return el("li", { class: "system-message", id: `message-${message.id}` }, el("span", {}, message.body ?? ""));
     }
@@ -304,6 +310,13 @@ export class MessagePane {
             ),
         this.quote(message),
         editing ? this.editor(message) : this.content(message),
+        message.deleted
+          ? null
+          : reactionBar(reactions, {
+              me: this.store.me,
+              users: this.store.users,
+              onToggle: (emoji, on) => this.actions.react(message, emoji, on),
+            }),
         this.status(message),
         seen ? el("p", { class: "seen" }, `Seen by ${seen.join(", ")}`) : null,
       ),
@@ -368,7 +381,12 @@ export class MessagePane {
     const who = displayName(message.sender);
     const buttons = [];
     const readable = messageText(message) !== null;
-    if (readable) buttons.push(actionButton("reply", `Reply to ${who}`, () => this.setReply(message)));
+    if (readable) {
+      const react = actionButton("smile", "Add a reaction", () => this.actions.pickReaction(react, message));
+      react.setAttribute("aria-haspopup", "dialog");
+      buttons.push(react);
+      buttons.push(actionButton("reply", `Reply to ${who}`, () => this.setReply(message)));
+    }
     if (mine && readable) {
       buttons.push(actionButton("edit", "Edit your message", () => this.startEditing(message.id)));
     }

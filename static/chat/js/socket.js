@@ -82,6 +82,10 @@ export class ChatSocket extends EventTarget {
     return this.transmit({ type: "message.delete", id });
   }
 
+  react(messageId, emoji, on) {
+    return this.transmit({ type: "reaction", message: messageId, emoji, on });
+  }
+
   typing(conversationId) {
     return this.transmit({ type: "typing", conversation: conversationId });
   }
@@ -293,6 +297,7 @@ const FRAME_HANDLERS = {
   "message.updated": forward("updated"),
   "message.deleted": forward("deleted"),
   typing: forward("typing"),
+  reaction: forward("reaction"),
   read: forward("read"),
   presence: forward("presence"),
   pong: () => {},
