@@ -72,6 +72,8 @@ def conversation_json_for(conversation) -> dict:
         **conversation_json(conversation, conversation.members),
         "role": conversation.role,
         "unread": conversation.unread,
+        # Unread messages that mention the member (plaintext conversations; encrypted: counted by clients).
+        "mentions": conversation.mentions,
         "last_message_id": conversation.last_message_id,
         "muted": conversation.muted,
     }

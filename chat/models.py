@@ -19,6 +19,18 @@ class ConversationQuerySet(models.QuerySet):
             .annotate(count=Count("id"))
             .values("count")
         )
+        mentions = (
+            MessageMention.objects.filter(
+                user=user,
+                message__conversation=OuterRef("pk"),
+                message__id__gt=OuterRef("last_read"),
+                message__deleted_at__isnull=True,
+            )
+            .order_by()
+            .values("user")
+            .annotate(count=Count("id"))
+            .values("count")
+        )
         last = Message.objects.filter(conversation=OuterRef("pk")).order_by("-id").values("id")[:1]
         return (
             self.filter(memberships__user=user)
@@ -28,7 +40,11 @@ class ConversationQuerySet(models.QuerySet):
                 last_read=F("memberships__last_read_message_id"),
                 muted=F("memberships__muted"),
             )
-            .annotate(unread=Coalesce(Subquery(unread), 0), last_message_id=Subquery(last))
+            .annotate(
+                unread=Coalesce(Subquery(unread), 0),
+                mentions=Coalesce(Subquery(mentions), 0),
+                last_message_id=Subquery(last),
+            )
             .prefetch_related(Prefetch("memberships", queryset=Membership.objects.with_users(), to_attr="members"))
             .order_by(F("last_message_id").desc(nulls_last=True), "-created_at", "-id")
         )
@@ -214,3 +230,17 @@ class Reaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.emoji} by {self.user_id} on {self.message_id}"
+
+
+class MessageMention(models.Model):
+    """A member named by a plaintext message (@username, or everyone by @channel/@here)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mentions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "user"], name="mention_unique")]
+        indexes = [models.Index(fields=["user", "message"], name="mention_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.message_id}"

@@ -15,6 +15,7 @@ SAFE_HREF = re.compile(
 )
 ESCAPABLE = "\\`*_[]()#>-.!~|{}+"
 BARE_LINK = re.compile(r'https?://[^\s<>"]+', re.IGNORECASE)
+MENTION = re.compile(r"@([\w.+-]+)")
 ANGLE_LINK = re.compile(r'<((?:https?://|mailto:)[^\s<>"]+)>', re.IGNORECASE)
 TRAILING_PUNCTUATION = re.compile(r"[.,;:!?)\]}'\"]+$")
 FENCE = re.compile(r"^ {0,3}```\s*([\w+-]*)\s*$", re.ASCII)
@@ -162,6 +163,14 @@ def inline(text: str, depth: int = 0, in_link: bool = False) -> list[dict]:
                 nodes.append({"type": "link", "href": href, "children": children, "preview": False})
                 i = match.end()
                 continue
+        if char == "@" and not in_link and not _is_word(_char(text, i - 1)):
+            match = MENTION.match(text, i)
+            username = match.group(1).rstrip(".") if match else ""
+            if username:
+                flush()
+                nodes.append({"type": "mention", "username": username})
+                i += 1 + len(username)
+                continue
         if not in_link and char in "hH" and not _is_word(_char(text, i - 1)):
             match = BARE_LINK.match(text, i)
             if match:
@@ -249,6 +258,21 @@ def safe_href(href: str) -> bool:
     return bool(SAFE_HREF.match(href)) and "\n" not in href
 
 
+def mentions_of(text: str) -> list[str]:
+    """Return the usernames a text mentions, lowercased, without repeats ("channel" and "here" included)."""
+    found: dict[str, None] = {}
+
+    def walk(nodes):
+        for node in nodes:
+            if node["type"] == "mention":
+                found[node["username"].lower()] = None
+            else:
+                walk(node.get("children") or [child for item in node.get("items", []) for child in item])
+
+    walk([block for block in parse(text) if block["type"] != "code_block"])
+    return list(found)
+
+
 def first_preview_link(text: str) -> str | None:
     """Return the first http(s) link that may get a preview (not written as <url>), or None."""
 
@@ -288,6 +312,8 @@ def _plain(nodes: list[dict]) -> str:
     for node in nodes:
         if node["type"] in {"text", "code"}:
             parts.append(node["text"])
+        elif node["type"] == "mention":
+            parts.append(f"@{node['username']}")
         elif node["type"] == "break":
             parts.append("\n")
         elif node["type"] == "link":

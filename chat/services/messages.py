@@ -16,6 +16,7 @@ from accounts.models import User
 from chat import events
 from chat.models import Conversation, Membership, Message, MessageKey
 from chat.services.lookups import _conversation_get, _latest_message_id, _membership_require
+from chat.services.mentions import mentions_check, mentions_record
 from chatterbox.errors import Forbidden, Invalid, NotFound, NotMember, RateLimited, TooLarge
 
 Kind = Conversation.Kind
@@ -70,6 +71,7 @@ def _message_store(*, sender, conversation_id, client_id, content, reply_to) -> 
     fields, keys = _content_check(conversation, member_ids, **content)
     if reply_to is not None and not Message.objects.filter(pk=reply_to, conversation=conversation).exists():
         raise Invalid("reply_to must be a message of this conversation.", field="reply_to")
+    mentioned = mentions_check(conversation=conversation, sender=sender, body=fields.get("body"))
     _rate_limit_check(sender.pk)
     previous_id = _latest_message_id(conversation.pk)
     message = Message.objects.create(
@@ -77,6 +79,7 @@ def _message_store(*, sender, conversation_id, client_id, content, reply_to) -> 
     )
     if keys:
         MessageKey.objects.bulk_create([MessageKey(message=message, user_id=uid, key=key) for uid, key in keys.items()])
+    mentions_record(message=message, user_ids=mentioned)
     event = _message_event(message, conversation, member_ids, keys, event_type="chat.message")
     # The previous id lets each socket notice a message the channel layer dropped.
     event["prev_id"] = previous_id

@@ -62,6 +62,7 @@ def test_list_conversations_with_members_unread_and_last_message(alice, bob, car
         ],
         "role": "owner",
         "unread": 2,
+        "mentions": 0,
         "last_message_id": own.pk,
         "muted": False,
     }

@@ -7,7 +7,7 @@ import { firstPreviewLink, parse, plainText, safeHref } from "../../static/chat/
 
 const corpus = JSON.parse(fs.readFileSync(new URL("./corpus.json", import.meta.url)));
 const xss = JSON.parse(fs.readFileSync(new URL("./xss.json", import.meta.url)));
-const NODE_TYPES = new Set(["paragraph", "quote", "list", "code_block", "text", "break", "code", "strong", "em", "link"]);
+const NODE_TYPES = new Set(["paragraph", "quote", "list", "code_block", "text", "break", "code", "strong", "em", "link", "mention"]);
 
 for (const { name, source, blocks, plain } of corpus) {
   test(`corpus: ${name}`, () => {

@@ -12,7 +12,7 @@ from client.markdown import first_preview_link, parse, plain_text, safe_href
 HERE = Path(__file__).resolve().parent
 CORPUS = json.loads((HERE / "corpus.json").read_text())
 XSS = json.loads((HERE / "xss.json").read_text())
-NODE_TYPES = {"paragraph", "quote", "list", "code_block", "text", "break", "code", "strong", "em", "link"}
+NODE_TYPES = {"paragraph", "quote", "list", "code_block", "text", "break", "code", "strong", "em", "link", "mention"}
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[case["name"] for case in CORPUS])

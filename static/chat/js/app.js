@@ -10,6 +10,7 @@ import { plainText } from "./markdown.js";
 import { MessagePane } from "./message-pane.js";
 import { Notifier } from "./notifications.js";
 import { MembersDialog, OnlineList } from "./people.js";
+import { MentionAutocomplete, mentionedIds, mentionsMe } from "./mentions.js";
 import { ReactionPicker, applyReaction } from "./reactions.js";
 import { SearchDialog } from "./search.js";
 import { LocalSearch } from "./search-index.js";
@@ -204,6 +205,7 @@ const keyDialog = new KeyDialog({ dialog: $("key-dialog"), keys, onDone: (text) 
 const safetyDialog = new SafetyDialog({ dialog: $("safety-dialog"), keys });
 const newConversation = new NewConversationDialog({ store, dialog: $("new-conversation-dialog"), actions, limits });
 const picker = new ReactionPicker();
+const mentionAutocomplete = new MentionAutocomplete({ input: $("composer-input"), list: $("mention-list"), store });
 const localSearch = new LocalSearch({ me: store.me, keys, chat: store });
 const searchDialog = new SearchDialog({ store, dialog: $("search-dialog"), onJump: actions.jump, localSearch });
 const notifier = new Notifier({ store, button: $("notifications-button"), onOpen: actions.open });
@@ -338,6 +340,7 @@ function markReadIfLooking() {
   if (id === null || !paneVisible || document.visibilityState !== "visible" || !document.hasFocus()) return;
   const upTo = store.unreadUpTo(id);
   store.conversations.get(id).unread = 0;
+  store.conversations.get(id).mentions = 0;
   if (upTo && socket.read(id, upTo)) store.setReadUpTo(id, upTo);
   list.render();
 }
@@ -396,7 +399,9 @@ async function sendEncrypted(clientId, conversationId) {
     log.pending.set(clientId, { ...pending, failed: why });
   } else {
     const conversation = store.conversations.get(conversationId);
-    const fields = keys.seal(conversation, clientId, pending.decrypted.text);
+    const text = pending.decrypted.text;
+    // The mention list travels inside the ciphertext: only members' browsers learn who was named.
+    const fields = keys.sealContent(conversation, clientId, { text, mentions: mentionedIds(text, conversation, store.me) });
     if (pending.reply_to) fields.reply_to = pending.reply_to;
     socket.resend(clientId, { type: "message.send", conversation: conversationId, client_id: clientId, ...fields });
   }
@@ -512,7 +517,7 @@ socket.addEventListener("message", ({ detail }) => {
     markReadIfLooking();
     if (fromOthers && isNew) announce(`${displayName(message.sender)}: ${plainTextOf(message)}`);
   }
-  if (live && fromOthers && isNew) notifier.incoming(message);
+  if (live && fromOthers && isNew) notifier.incoming(message, { mentioned: mentionsMe(message, store.conversations.get(message.conversation), store.me) });
   list.render();
 });
 
@@ -568,6 +573,8 @@ socket.addEventListener("typing", ({ detail }) => {
 
 socket.addEventListener("read", ({ detail }) => {
   store.applyRead(detail);
+  const conversation = store.conversations.get(detail.conversation);
+  if (detail.user === store.me.id && conversation && !conversation.unread) conversation.mentions = 0;
   if (detail.conversation === store.activeId) pane.render();
   list.render();
 });
@@ -675,6 +682,9 @@ function notice(text) {
 /** Store a message, and index it for search in this browser when it is an encrypted one. */
 function remember(message) {
   const isNew = store.addMessage(message);
+  const conversation = store.conversations.get(message.conversation);
+  // Counted apart from unread; the server counts plaintext mentions for the next page load.
+  if (isNew && conversation && mentionsMe(message, conversation, store.me)) conversation.mentions = (conversation.mentions ?? 0) + 1;
   localSearch.index(message).catch(() => {});
   return isNew;
 }

@@ -26,8 +26,12 @@ export class ConversationList {
     const active = conversation.id === this.store.activeId;
     const unread = active ? 0 : conversation.unread ?? 0;
     const title = this.store.title(conversation);
+    const mentions = active ? 0 : conversation.mentions ?? 0;
     const badge = unread
       ? el("span", { class: "badge", "aria-label": `${unread} unread` }, unread > 99 ? "99+" : String(unread))
+      : null;
+    const mentionBadge = mentions
+      ? el("span", { class: "badge badge-mention", "aria-label": `${mentions} mention${mentions === 1 ? "" : "s"}` }, `@${mentions > 99 ? "99+" : mentions}`)
       : null;
     const button = el(
       "button",
@@ -47,6 +51,7 @@ export class ConversationList {
         el("span", { class: "conversation-preview" }, this.preview(conversation)),
       ),
       conversation.encrypted ? el("span", { class: "lock", title: "End-to-end encrypted" }, icon("lock")) : null,
+      mentionBadge,
       badge,
     );
     return el("li", {}, button);

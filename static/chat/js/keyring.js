@@ -224,7 +224,10 @@ export class KeyRing extends EventTarget {
     for (const key of trusted) {
       const content = this.openContent(message, key);
       if (content === null) continue;
-      if (typeof content.text === "string") return { ...message, decrypted: { status: "ok", text: content.text } };
+      if (typeof content.text === "string") {
+        const mentions = Array.isArray(content.mentions) ? content.mentions.filter(Number.isInteger) : undefined;
+        return { ...message, decrypted: { status: "ok", text: content.text, ...(mentions ? { mentions } : {}) } };
+      }
       // A reaction (reactions.js) carries its target and emoji instead of text.
       if (message.kind === "reaction" && validReaction(content.reaction)) {
         return { ...message, decrypted: { status: "ok", text: "", reaction: content.reaction } };

@@ -2,7 +2,7 @@
 //
 // Blocks: paragraphs (single line breaks kept), ``` code blocks, "> " quotes, "- "/"* " and
 // "1. " lists. Inline: **bold**, *italic* or _italic_, `code`, [text](url), bare http(s)
-// links, and backslash escapes. Anything else stays literal text.
+// links, <url> links (no preview), @mentions, and backslash escapes. Anything else stays literal text.
 //
 // `parse` turns text into a plain tree (no DOM, so node's test runner checks it), `render`
 // builds DOM nodes from that tree with createElement and text nodes only, never from an HTML
@@ -14,6 +14,8 @@ const MAX_DEPTH = 8; // nesting of inline spans; deeper markers stay literal
 const SAFE_HREF = /^(?:https?:\/\/[^\s\u0000-\u001f\u007f/?#<>"\\]+[^\s\u0000-\u001f\u007f<>"\\]*|mailto:[^\s\u0000-\u001f\u007f<>"\\@]+@[^\s\u0000-\u001f\u007f<>"\\]+)$/i;
 const ESCAPABLE = "\\`*_[]()#>-.!~|{}+";
 const BARE_LINK = /^https?:\/\/[^\s<>"]+/i;
+// @username (letters, digits and . + - _ as Django allows; a final "." ends the sentence).
+const MENTION = /^@([\p{L}\p{N}_.+-]+)/u;
 const ANGLE_LINK = /^<((?:https?:\/\/|mailto:)[^\s<>"]+)>/i;
 // Punctuation that usually ends the sentence rather than the link.
 const TRAILING_PUNCTUATION = /[.,;:!?)\]}'"]+$/;
@@ -136,6 +138,16 @@ export function inline(text, depth = 0, inLink = false) {
         continue;
       }
     }
+    if (char === "@" && !inLink && !isWordChar(text[i - 1])) {
+      const match = MENTION.exec(text.slice(i));
+      const username = match?.[1].replace(/\.+$/, "");
+      if (username) {
+        flush();
+        nodes.push({ type: "mention", username });
+        i += 1 + username.length;
+        continue;
+      }
+    }
     if (!inLink && (char === "h" || char === "H") && !isWordChar(text[i - 1])) {
       const match = BARE_LINK.exec(text.slice(i));
       if (match) {
@@ -247,6 +259,19 @@ function isWordChar(char) {
   return char !== undefined && /[\p{L}\p{N}_]/u.test(char);
 }
 
+/** Return the usernames a text mentions, lowercased, without repeats ("channel" and "here" included). */
+export function mentionsOf(text) {
+  const found = new Set();
+  const walk = (nodes) => {
+    for (const node of nodes) {
+      if (node.type === "mention") found.add(node.username.toLowerCase());
+      else walk(node.children ?? (node.items ?? []).flat());
+    }
+  };
+  walk(parse(text).filter((block) => block.type !== "code_block"));
+  return [...found];
+}
+
 /** Return the first http(s) link that may get a preview (not written as <url>), or null. */
 export function firstPreviewLink(text) {
   const walk = (nodes) => {
@@ -283,6 +308,7 @@ function plainInline(nodes) {
   return nodes
     .map((node) => {
       if (node.type === "text" || node.type === "code") return node.text;
+      if (node.type === "mention") return `@${node.username}`;
       if (node.type === "break") return "\n";
       if (node.type === "link") {
         const label = plainInline(node.children);
@@ -298,9 +324,9 @@ function plainInline(nodes) {
 const INLINE_TAGS = { strong: "strong", em: "em" };
 
 /** Return a DocumentFragment with the formatted message (text nodes and safe elements only). */
-export function render(text, doc = document) {
+export function render(text, doc = document, context = {}) {
   const fragment = doc.createDocumentFragment();
-  for (const block of parse(text)) fragment.append(renderBlock(block, doc));
+  for (const block of parse(text)) fragment.append(renderBlock(block, doc, context));
   return fragment;
 }
 
@@ -308,21 +334,21 @@ export function render(text, doc = document) {
  * Return the element that shows a message's text: a `p.message-text` for a single paragraph
  * (so it flows with the "(edited)" mark after it), else a `div.message-text.formatted`.
  */
-export function formattedText(text, doc = document) {
+export function formattedText(text, context = {}, doc = document) {
   const blocks = parse(text);
   if (blocks.length === 1 && blocks[0].type === "paragraph") {
     const paragraph = doc.createElement("p");
     paragraph.className = "message-text";
-    paragraph.append(...renderInline(blocks[0].children, doc));
+    paragraph.append(...renderInline(blocks[0].children, doc, context));
     return paragraph;
   }
   const container = doc.createElement("div");
   container.className = "message-text formatted";
-  for (const block of blocks) container.append(renderBlock(block, doc));
+  for (const block of blocks) container.append(renderBlock(block, doc, context));
   return container;
 }
 
-function renderBlock(block, doc) {
+function renderBlock(block, doc, context) {
   if (block.type === "code_block") {
     const pre = doc.createElement("pre");
     const code = doc.createElement("code");
@@ -335,22 +361,32 @@ function renderBlock(block, doc) {
     if (block.ordered && block.start !== 1) list.setAttribute("start", String(block.start));
     for (const item of block.items) {
       const li = doc.createElement("li");
-      li.append(...renderInline(item, doc));
+      li.append(...renderInline(item, doc, context));
       list.append(li);
     }
     return list;
   }
   const paragraph = doc.createElement("p");
-  paragraph.append(...renderInline(block.children, doc));
+  paragraph.append(...renderInline(block.children, doc, context));
   if (block.type !== "quote") return paragraph;
   const quote = doc.createElement("blockquote");
   quote.append(paragraph);
   return quote;
 }
 
-function renderInline(nodes, doc) {
+/**
+ * `context.isMe(username)` says whether a mention is of the reader (their username, or an
+ * @channel/@here that counts): such mentions get the class "mention-me".
+ */
+function renderInline(nodes, doc, context = {}) {
   return nodes.map((node) => {
     if (node.type === "text") return doc.createTextNode(node.text);
+    if (node.type === "mention") {
+      const mention = doc.createElement("span");
+      mention.className = context.isMe?.(node.username) ? "mention mention-me" : "mention";
+      mention.textContent = `@${node.username}`;
+      return mention;
+    }
     // A line break stays a newline in a pre-wrap paragraph, so the text reads as it was written.
     if (node.type === "break") return doc.createTextNode("\n");
     if (node.type === "code") {
@@ -364,11 +400,11 @@ function renderInline(nodes, doc) {
       if (safeHref(node.href)) link.setAttribute("href", node.href);
       link.setAttribute("target", "_blank");
       link.setAttribute("rel", "noopener noreferrer");
-      link.append(...renderInline(node.children, doc));
+      link.append(...renderInline(node.children, doc, context));
       return link;
     }
     const element = doc.createElement(INLINE_TAGS[node.type] ?? "span");
-    element.append(...renderInline(node.children ?? [], doc));
+    element.append(...renderInline(node.children ?? [], doc, context));
     return element;
   });
 }

@@ -5,6 +5,7 @@ import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, placeInOr
 import { formattedText, plainText } from "./markdown.js";
 import { previewSlot } from "./previews.js";
 import { foldReactions, reactionBar } from "./reactions.js";
+import { mentionContext, mentionsMe } from "./mentions.js";
 import { verifiedBadge } from "./people.js";
 import { messageText } from "./store.js";
 
@@ -282,6 +283,7 @@ export class MessagePane {
     const mine = message.sender.id === this.store.me.id;
     const classes = ["message"];
     if (mine) classes.push("mine");
+    if (mentionsMe(message, this.conversation, this.store.me)) classes.push("mentions-me");
     if (continued) classes.push("continued");
     if (!message.id) classes.push("pending");
     if (message.failed) classes.push("failed");
@@ -329,7 +331,7 @@ export class MessagePane {
     const parts = [];
     const text = messageText(message);
     if (text !== null) {
-      parts.push(formattedText(text));
+      parts.push(formattedText(text, mentionContext(this.store.me, this.conversation, message.sender)));
     } else {
       const unreadable = UNREADABLE[message.decrypted?.status] ?? UNREADABLE.failed;
       parts.push(el("p", { class: "message-text encrypted-text" }, icon("lock"), " ", unreadable(message)));

@@ -35,15 +35,16 @@ export class Notifier {
     this.renderButton();
   }
 
-  /** A message from someone else arrived live. */
-  incoming(message) {
+  /** A message from someone else arrived live; a muted conversation stays quiet unless it mentions the reader. */
+  incoming(message, { mentioned = false } = {}) {
+    const conversation = this.store.conversations.get(message.conversation);
+    if (conversation?.muted && !mentioned) return;
     if (document.visibilityState === "hidden") this.setMissed(this.missed + 1);
     const lookingAtIt = document.visibilityState === "visible" && document.hasFocus();
     if (lookingAtIt || !this.supported || Notification.permission !== "granted") return;
-    const conversation = this.store.conversations.get(message.conversation);
     const sender = displayName(message.sender);
     const where = conversation && conversation.kind !== "direct" ? ` in ${this.store.title(conversation)}` : "";
-    const notification = new Notification(`${sender}${where}`, {
+    const notification = new Notification(mentioned ? `${sender} mentioned you${where}` : `${sender}${where}`, {
       body: notificationBody(message),
       icon: message.sender.avatar_url,
       tag: `conversation-${message.conversation}`,
