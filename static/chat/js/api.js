@@ -48,6 +48,7 @@ export const api = {
     request("POST", "/api/conversations/", { kind: "group", name, members: usernames, encrypted }),
   createChannel: (name, topic) => request("POST", "/api/conversations/", { kind: "channel", name, topic }),
   join: (id) => request("POST", `${conversationPath(id)}/join/`),
+  setMuted: (id, muted) => request("PATCH", `${conversationPath(id)}/`, { muted }),
   invite: (id, username) => request("POST", `${conversationPath(id)}/members/`, { username }),
   removeMember: (id, username) => request("DELETE", `${conversationPath(id)}/members/${encodeURIComponent(username)}/`),
   ownKey: () => request("GET", "/api/keys/"),

@@ -8,11 +8,12 @@ import { KeyDialog, SafetyDialog } from "./key-dialogs.js";
 import { KeyRing } from "./keyring.js";
 import { plainText } from "./markdown.js";
 import { MessagePane } from "./message-pane.js";
-import { Notifier } from "./notifications.js";
+import { Notifier, notificationPrivacy, setNotificationPrivacy } from "./notifications.js";
 import { MembersDialog, OnlineList } from "./people.js";
 import { MentionAutocomplete, mentionedIds, mentionsMe } from "./mentions.js";
 import { ReactionPicker, applyReaction } from "./reactions.js";
 import { SearchDialog } from "./search.js";
+import { QuickSwitcher } from "./switcher.js";
 import { LocalSearch } from "./search-index.js";
 import { ChatSocket } from "./socket.js";
 import { ChatStore, TYPING_EXPIRES_MS, messageText, withSender } from "./store.js";
@@ -205,6 +206,12 @@ const keyDialog = new KeyDialog({ dialog: $("key-dialog"), keys, onDone: (text) 
 const safetyDialog = new SafetyDialog({ dialog: $("safety-dialog"), keys });
 const newConversation = new NewConversationDialog({ store, dialog: $("new-conversation-dialog"), actions, limits });
 const picker = new ReactionPicker();
+const switcher = new QuickSwitcher({
+  store,
+  dialog: $("switcher-dialog"),
+  onOpen: actions.open,
+  onPerson: (username) => actions.startDirect(username).then(openConversation, (error) => notice(error.message)),
+});
 const mentionAutocomplete = new MentionAutocomplete({ input: $("composer-input"), list: $("mention-list"), store });
 const localSearch = new LocalSearch({ me: store.me, keys, chat: store });
 const searchDialog = new SearchDialog({ store, dialog: $("search-dialog"), onJump: actions.jump, localSearch });
@@ -212,6 +219,18 @@ const notifier = new Notifier({ store, button: $("notifications-button"), onOpen
 
 $("new-conversation").addEventListener("click", () => newConversation.open());
 $("search-button").addEventListener("click", () => searchDialog.open());
+$("notification-privacy").value = notificationPrivacy();
+$("notification-privacy").addEventListener("change", (event) => setNotificationPrivacy(event.target.value));
+$("notify-level").addEventListener("change", async (event) => {
+  const id = store.activeId;
+  const muted = event.target.value === "mentions";
+  try {
+    store.putConversation(await api.setMuted(id, muted));
+  } catch (error) {
+    notice(`Could not change notifications: ${error.message}`);
+  }
+  renderAll();
+});
 $("browse-channels").addEventListener("click", () => newConversation.open("channels"));
 $("members-button").addEventListener("click", () => members.open());
 $("safety-button").addEventListener("click", () => {
@@ -252,16 +271,19 @@ function adopt(conversation) {
   return conversation.id;
 }
 
-function openConversation(id) {
+function openConversation(id, { showUnread = true } = {}) {
   if (!store.conversations.has(id)) return;
+  const unreadCount = store.conversations.get(id).unread ?? 0;
   store.activeId = id;
   appRoot.dataset.view = "conversation";
   history.replaceState(null, "", `#conversation-${id}`);
   pane.show();
+  $("notify-level").value = store.conversations.get(id).muted ? "mentions" : "all";
   list.render();
   online.render();
   const log = store.log(id);
   const loading = log.historyLoaded ? Promise.resolve() : loadHistory(id);
+  if (showUnread && unreadCount) loading.then(() => showFirstUnread(id, unreadCount));
   markReadIfLooking();
   // On a phone, focusing the composer would pop up the keyboard over the history.
   if (!PHONE_QUERY.matches && !$("composer-input").disabled) $("composer-input").focus();
@@ -270,13 +292,26 @@ function openConversation(id) {
   return loading;
 }
 
+/** Put the "New messages" divider above the first of `count` unread messages, loading older pages if needed. */
+async function showFirstUnread(id, count) {
+  const log = store.log(id);
+  const unreadOnes = () => log.ordered().filter((m) => m.id && m.sender.id !== store.me.id && !m.deleted && m.kind !== "reaction");
+  for (let pages = 0; pages < JUMP_PAGES_MAX && unreadOnes().length < count && log.hasOlder && !log.error; pages += 1) {
+    await loadHistory(id, { older: true });
+    if (store.activeId !== id) return;
+  }
+  const ones = unreadOnes();
+  const first = ones[Math.max(0, ones.length - count)];
+  if (first && store.activeId === id) pane.showUnread(first.id);
+}
+
 /** Open a conversation at one message: load older pages until it is there, then show it. */
 async function jumpToMessage(conversationId, messageId) {
   if (!store.conversations.has(conversationId)) {
     notice("You are no longer in that conversation.");
     return;
   }
-  await openConversation(conversationId);
+  await openConversation(conversationId, { showUnread: false });
   const log = store.log(conversationId);
   for (let pages = 0; pages < JUMP_PAGES_MAX && !log.byId.has(messageId) && log.hasOlder && !log.error; pages += 1) {
     await loadHistory(conversationId, { older: true });
@@ -353,6 +388,8 @@ function currentHashId() {
 function renderAll() {
   list.render();
   pane.renderHeader();
+  const active = store.conversations.get(store.activeId);
+  if (active) $("notify-level").value = active.muted ? "mentions" : "all";
   pane.renderComposerState();
   online.render();
   if (members.dialog.open) members.render();
@@ -703,6 +740,11 @@ document.addEventListener("visibilitychange", markReadIfLooking);
 PHONE_QUERY.addEventListener("change", markReadIfLooking);
 document.addEventListener("keydown", (event) => {
   if (event.defaultPrevented) return;
+  if ((event.ctrlKey || event.metaKey) && !event.shiftKey && event.key.toLowerCase() === "k" && !document.querySelector("dialog[open]")) {
+    event.preventDefault();
+    switcher.open();
+    return;
+  }
   if ((event.ctrlKey || event.metaKey) && event.shiftKey && event.key.toLowerCase() === "f" && !document.querySelector("dialog[open]")) {
     event.preventDefault();
     searchDialog.open();

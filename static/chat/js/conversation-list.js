@@ -37,7 +37,7 @@ export class ConversationList {
       "button",
       {
         type: "button",
-        class: `conversation${active ? " active" : ""}${unread ? " has-unread" : ""}`,
+        class: `conversation${active ? " active" : ""}${unread ? " has-unread" : ""}${conversation.muted ? " muted" : ""}`,
         "aria-current": active ? "true" : null,
         dataset: { conversationId: conversation.id },
         onclick: () => this.onOpen(conversation.id),
@@ -47,7 +47,7 @@ export class ConversationList {
         "span",
         { class: "conversation-text" },
         el("span", { class: "conversation-name" }, title),
-        el("span", { class: "visually-hidden" }, `, ${KIND_LABELS[conversation.kind] ?? conversation.kind}`),
+        el("span", { class: "visually-hidden" }, `, ${KIND_LABELS[conversation.kind] ?? conversation.kind}${conversation.muted ? ", mentions only" : ""}`),
         el("span", { class: "conversation-preview" }, this.preview(conversation)),
       ),
       conversation.encrypted ? el("span", { class: "lock", title: "End-to-end encrypted" }, icon("lock")) : null,

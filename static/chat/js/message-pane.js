@@ -35,6 +35,7 @@ export class MessagePane {
     this.lastTypingSent = 0;
     this.shownId = null;
     this.drafts = new Map(); // conversation id -> unsent text, kept while switching
+    this.unreadFrom = null; // the first unread message when the conversation was opened
     this.bindComposer();
     this.dom.scroller.addEventListener("scroll", () => this.scrolled());
     this.dom.jumpButton.addEventListener("click", () => this.scrollToBottom());
@@ -69,6 +70,7 @@ export class MessagePane {
     this.dom.list.replaceChildren();
     this.setReply(null);
     this.editingId = null;
+    this.unreadFrom = null;
     if (!conversation) return;
     this.fitComposer();
     this.renderHeader();
@@ -175,7 +177,11 @@ export class MessagePane {
         wanted.push(this.node(`day:${dayKey(date)}`, formatDay(date), () => daySeparator(date)));
         keep.add(`day:${dayKey(date)}`);
       }
-      const continued = isContinuation(previous, message);
+      if (message.id && message.id === this.unreadFrom) {
+        wanted.push(this.node("unread", "unread", () => el("li", { class: "unread-divider", role: "separator", id: "unread-divider" }, "New messages")));
+        keep.add("unread");
+      }
+      const continued = isContinuation(previous, message) && message.id !== this.unreadFrom;
       const key = message.id ? `m:${message.id}` : `p:${message.client_id}`;
       const seen = message.id ? seenBy.get(message.id) : null;
       const reactions = folded ? folded.get(message.id) : message.reactions;
@@ -239,6 +245,17 @@ export class MessagePane {
   scrollToBottom() {
     this.dom.scroller.scrollTop = this.dom.scroller.scrollHeight;
     this.dom.jumpButton.hidden = true;
+  }
+
+  /** Mark where the unread messages start and show it (the divider first, near the top). */
+  showUnread(messageId) {
+    this.unreadFrom = messageId;
+    this.render();
+    const divider = document.getElementById("unread-divider");
+    if (!divider) return false;
+    divider.scrollIntoView({ block: "start" });
+    this.dom.jumpButton.hidden = this.isAtBottom();
+    return true;
   }
 
   /** Scroll a message into the middle of the view and flash it; return false if it is not shown. */
@@ -398,6 +415,16 @@ export class MessagePane {
 
   // Editing a sent message
 
+  lastOwnEditable() {
+    const conversation = this.conversation;
+    if (!conversation) return null;
+    const mine = this.store
+      .log(conversation.id)
+      .ordered()
+      .filter((m) => m.id && m.sender.id === this.store.me.id && !m.deleted && m.kind !== "reaction" && m.kind !== "system" && messageText(m) !== null);
+    return mine.at(-1) ?? null;
+  }
+
   startEditing(id) {
     this.editingId = id;
     this.render();
@@ -465,6 +492,13 @@ export class MessagePane {
       } else if (event.key === "Escape" && this.replyTo) {
         event.preventDefault();
         this.setReply(null);
+      } else if (event.key === "ArrowUp" && !input.value && !event.shiftKey && !event.altKey && !event.ctrlKey) {
+        // Up in an empty composer edits your last message, as in most chat apps.
+        const last = this.lastOwnEditable();
+        if (last) {
+          event.preventDefault();
+          this.startEditing(last.id);
+        }
       }
     });
     input.addEventListener("input", () => {

@@ -6,6 +6,24 @@ import { plainText } from "./markdown.js";
 import { messageText } from "./store.js";
 
 const BODY_LENGTH = 120;
+const PRIVACY_KEY = "chatterbox-notification-privacy";
+// "auto": the text in plaintext conversations, the sender only in encrypted ones.
+export const PRIVACY_LEVELS = ["auto", "text", "sender", "nothing"];
+
+export function notificationPrivacy() {
+  const stored = localStorage.getItem(PRIVACY_KEY);
+  return PRIVACY_LEVELS.includes(stored) ? stored : "auto";
+}
+
+export function setNotificationPrivacy(level) {
+  if (PRIVACY_LEVELS.includes(level)) localStorage.setItem(PRIVACY_KEY, level);
+}
+
+/** Return what a notification may show for a conversation: "text", "sender" or "nothing". */
+export function privacyFor(conversation, level = notificationPrivacy()) {
+  if (level !== "auto") return level;
+  return conversation?.encrypted ? "sender" : "text";
+}
 
 export class Notifier {
   constructor({ store, button, onOpen }) {
@@ -44,9 +62,12 @@ export class Notifier {
     if (lookingAtIt || !this.supported || Notification.permission !== "granted") return;
     const sender = displayName(message.sender);
     const where = conversation && conversation.kind !== "direct" ? ` in ${this.store.title(conversation)}` : "";
-    const notification = new Notification(mentioned ? `${sender} mentioned you${where}` : `${sender}${where}`, {
-      body: notificationBody(message),
-      icon: message.sender.avatar_url,
+    // The privacy setting decides what shows on a screen others may see (and the OS may log).
+    const shown = privacyFor(conversation);
+    const title = shown === "nothing" ? "Chatterbox" : mentioned ? `${sender} mentioned you${where}` : `${sender}${where}`;
+    const notification = new Notification(title, {
+      body: shown === "text" ? notificationBody(message) : mentioned && shown === "sender" ? "You were mentioned" : "New message",
+      icon: shown === "nothing" ? undefined : message.sender.avatar_url,
       tag: `conversation-${message.conversation}`,
     });
     notification.addEventListener("click", () => {
