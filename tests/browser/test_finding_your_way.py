@@ -17,6 +17,12 @@ from tests.browser.test_chat import (
 )
 
 
+def connected(page):
+    """Open "ops" and wait for the socket's hello (it brings who is online): live frames flow from here."""
+    conversation_button(page, "ops").click()
+    expect(page.locator("#online-heading")).to_have_text("Online — 2")
+
+
 def channel_with(name, owner, *members):
     channel = Conversation.objects.create(kind="channel", name=name, created_by=owner)
     Membership.objects.create(conversation=channel, user=owner, role="owner")
@@ -106,6 +112,7 @@ def test_opening_shows_the_first_unread_and_up_edits_the_last_message(browser, l
     send(page, "second draft")
     composer = page.get_by_label("Message", exact=True)
     expect(page.locator("#messages .message.mine")).to_have_count(2)
+    expect(page.locator("#messages .message.pending")).to_have_count(0)  # both stored: Up edits stored ones
     composer.press("ArrowUp")
     editor = page.get_by_label("Edit message")
     expect(editor).to_be_focused()
@@ -143,8 +150,8 @@ def test_notification_level_and_privacy(browser, live_url, alice, bob):
     bob_page.wait_for_timeout(300)
     assert alice_page.evaluate("window.shownNotifications") == []
     alice_page.reload()
+    connected(alice_page)
     alice_page.evaluate(HIDE_TAB)
-    conversation_button(alice_page, "ops").click()
     expect(alice_page.get_by_label("Notifications for this conversation")).to_have_value("mentions")
     alice_page.get_by_label("Notifications for this conversation").select_option("all")
     expect(conversation_button(alice_page, "ops")).to_have_class("conversation active")
@@ -172,6 +179,7 @@ def test_notification_level_and_privacy(browser, live_url, alice, bob):
     privacy.select_option("nothing")
     alice_page.reload()
     expect(alice_page.get_by_label("Notification previews")).to_have_value("nothing")
+    connected(alice_page)
     alice_page.evaluate(HIDE_TAB)
     send(bob_page, "more secrets")
     alice_page.wait_for_function("() => window.shownNotifications.length === 1")
