@@ -186,7 +186,10 @@ export class MessagePane {
       const seen = message.id ? seenBy.get(message.id) : null;
       const reactions = folded ? folded.get(message.id) : message.reactions;
       const state = { continued, seen, editing: message.id && message.id === this.editingId, reactions };
-      const signature = JSON.stringify([message, state, this.quoteSignature(message), this.keys.changed.has(message.sender.id)]);
+      // A message being edited keeps its node (and the text being typed, and focus) until the edit ends.
+      const signature = state.editing
+        ? `editing:${message.id}`
+        : JSON.stringify([message, state, this.quoteSignature(message), this.keys.changed.has(message.sender.id)]);
       wanted.push(this.node(key, signature, () => this.messageNode(message, state)));
       keep.add(key);
       previous = message;
