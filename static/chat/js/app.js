@@ -21,6 +21,8 @@ import { ChatStore, TYPING_EXPIRES_MS, messageText, withSender } from "./store.j
 const NOTICE_MS = 8000;
 // How far back a jump to a search hit loads history (pages of limits.history_page) before giving up.
 const JUMP_PAGES_MAX = 40;
+// How far back opening a conversation goes to find its first unread message (pages, likewise).
+const UNREAD_PAGES_MAX = 10;
 const PHONE_QUERY = window.matchMedia("(max-width: 700px)");
 const $ = (id) => document.getElementById(id);
 
@@ -296,11 +298,12 @@ function openConversation(id, { showUnread = true } = {}) {
 async function showFirstUnread(id, count) {
   const log = store.log(id);
   const unreadOnes = () => log.ordered().filter((m) => m.id && m.sender.id !== store.me.id && !m.deleted && m.kind !== "reaction");
-  for (let pages = 0; pages < JUMP_PAGES_MAX && unreadOnes().length < count && log.hasOlder && !log.error; pages += 1) {
+  for (let pages = 0; pages < UNREAD_PAGES_MAX && unreadOnes().length < count && log.hasOlder && !log.error; pages += 1) {
     await loadHistory(id, { older: true });
     if (store.activeId !== id) return;
   }
   const ones = unreadOnes();
+  if (ones.length < count && log.hasOlder) return; // too far back: the view stays at the newest
   const first = ones[Math.max(0, ones.length - count)];
   if (first && store.activeId === id) pane.showUnread(first.id);
 }
