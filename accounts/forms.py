@@ -1,4 +1,6 @@
 from allauth.account.forms import LoginForm as AllauthLoginForm
+from allauth.mfa.base.forms import AuthenticateForm as AllauthAuthenticateForm
+from allauth.mfa.models import Authenticator
 from django import forms
 
 from accounts.models import User
@@ -29,3 +31,19 @@ class AvatarForm(forms.Form):
         help_text="JPEG, PNG, GIF or WebP. It is cropped to a square and stripped of metadata.",
         widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/gif,image/webp"}),
     )
+
+
+class AuthenticateForm(AllauthAuthenticateForm):
+    """The two-factor step: one box takes an authenticator code or a recovery code."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        code = self.fields["code"]
+        code.label = "Authenticator or recovery code"
+        code.help_text = "The 6-digit code from your authenticator app, or one of your recovery codes."
+        code.widget.attrs.update({"placeholder": "123456", "autocapitalize": "none", "spellcheck": "false"})
+
+    @property
+    def has_security_key(self) -> bool:
+        """Whether to offer "Use a security key": only to people who added one."""
+        return Authenticator.objects.filter(user=self.user, type=Authenticator.Type.WEBAUTHN).exists()

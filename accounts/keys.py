@@ -62,7 +62,7 @@ def _check_kdf(kdf) -> None:
 def key_backup_store(
     *, user: User, public_key: str, encrypted_private_key: str, salt: str, nonce: str, kdf: dict
 ) -> UserKey:
-    """Store or replace the user's key backup; a new public key is a key reset, announced on commit."""
+    """Store or replace the user's key backup; a new public key (first or reset) is announced on commit."""
     fields = {"public_key": public_key, "encrypted_private_key": encrypted_private_key, "salt": salt, "nonce": nonce}
     for field, value in fields.items():
         _check_field(field, value)
@@ -74,7 +74,8 @@ def key_backup_store(
     for field, value in {**fields, "kdf": kdf}.items():
         setattr(key, field, value)
     key.save()
-    if previous is not None and previous != public_key:
+    if previous != public_key:
+        # A first key too: contacts waiting to write to this user can go ahead at once.
         transaction.on_commit(
             lambda: user_key_changed.send(
                 sender=UserKey, user_id=user.pk, public_key=public_key, previous_public_key=previous

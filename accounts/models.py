@@ -12,6 +12,11 @@ class User(AbstractUser):
     avatar = models.ImageField(upload_to="avatars/", blank=True)
     # Bumped on every new picture so browsers never show a cached old one.
     avatar_version = models.PositiveIntegerField(default=0)
+    # When the user's last open socket closed; "last seen" for people who are offline.
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    # Why a moderator banned the account, and when; kept after the ban is lifted, for the record.
+    ban_reason = models.CharField(max_length=500, blank=True)
+    banned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["username"]
@@ -38,7 +43,7 @@ class User(AbstractUser):
 class UserKeyQuerySet(models.QuerySet):
     def of_username(self, username: str) -> "UserKeyQuerySet":
         """Keys of the active user with this username (banned users are not offered)."""
-        return self.filter(user__username=username, user__is_active=True).select_related("user")
+        return self.filter(user__username__iexact=username, user__is_active=True).select_related("user")
 
 
 class UserKey(models.Model):

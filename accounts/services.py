@@ -1,10 +1,14 @@
 """Writes to accounts: every door (views, API, admin) goes through these."""
 
+from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.models import Session
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.avatars import avatar_process
 from accounts.models import User
 from accounts.signals import user_banned
+from moderation.audit import audit_record
 
 # The profile fields a user may change, with the lengths the model allows.
 PROFILE_LIMITS = {field: User._meta.get_field(field).max_length for field in ("display_name", "bio", "status")}
@@ -62,15 +66,37 @@ def avatar_clear(*, user: User) -> User:
 
 
 @transaction.atomic
-def user_ban(*, user: User) -> User:
-    """Deactivate the account; on commit, tell the real-time layer to cut its sockets."""
+def user_ban(*, user: User, actor: User | None = None, reason: str = "") -> User:
+    """Deactivate the account, record why and end its sessions; on commit, cut its sockets everywhere."""
     user.is_active = False
-    user.save(update_fields=["is_active"])
+    user.ban_reason = reason.strip()[: User._meta.get_field("ban_reason").max_length]
+    user.banned_at = timezone.now()
+    user.save(update_fields=["is_active", "ban_reason", "banned_at"])
+    user_sessions_end(user=user)
+    audit_record(actor=actor, action="user.banned", target_user=user, reason=reason)
     transaction.on_commit(lambda: user_banned.send(sender=User, user_id=user.pk))
     return user
 
 
-def user_unban(*, user: User) -> User:
+def user_sessions_end(*, user: User) -> int:
+    """Delete every stored session signed in as the user; return how many there were."""
+    ended = [
+        session.pk
+        for session in Session.objects.filter(expire_date__gt=timezone.now())
+        if session.get_decoded().get(SESSION_KEY) == str(user.pk)
+    ]
+    Session.objects.filter(pk__in=ended).delete()
+    return len(ended)
+
+
+@transaction.atomic
+def user_unban(*, user: User, actor: User | None = None, reason: str = "") -> User:
     user.is_active = True
     user.save(update_fields=["is_active"])
+    audit_record(actor=actor, action="user.unbanned", target_user=user, reason=reason)
     return user
+
+
+def user_seen(*, user_id: int) -> None:
+    """Record that the user's last socket just closed: the "last seen" others are shown."""
+    User.objects.filter(pk=user_id).update(last_seen_at=timezone.now())

@@ -31,11 +31,12 @@ def token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
 
 
 def token_revoke(*, user: User, token_id: int) -> None:
+    """Delete the token; sockets opened with it close on commit (accounts.sessions.token_deleted)."""
     ApiToken.objects.filter(user=user, pk=token_id).delete()
 
 
-def token_user(raw: str) -> User | None:
-    """Return the active user a token belongs to, or None."""
+def token_find(raw: str) -> ApiToken | None:
+    """Return the token with this secret, its active user loaded, or None."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 100:
         return None
     token = ApiToken.objects.select_related("user").filter(key_hash=_hash(raw)).first()
@@ -44,4 +45,4 @@ def token_user(raw: str) -> User | None:
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    return token

@@ -4,11 +4,12 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts import services, tokens
+from accounts import services, sessions, tokens
 from accounts.avatars import InvalidAvatar, avatar_default_svg
 from accounts.forms import AvatarForm, ProfileForm
 from accounts.models import ApiToken, User
 from chatterbox.errors import Invalid
+from moderation import services as moderation_services
 
 
 @login_required
@@ -34,7 +35,7 @@ def profile(request):
                 messages.success(request, "Your profile was saved.")
                 return redirect("profile")
     status = 400 if form.errors or avatar_form.errors else 200
-    context = {"form": form, "avatar_form": avatar_form}
+    context = {"form": form, "avatar_form": avatar_form, **moderation_services.profile_context(user=request.user)}
     return render(request, "accounts/profile.html", context, status=status)
 
 
@@ -84,3 +85,12 @@ def api_tokens(request):
                 error = invalid.detail
     context = {"tokens": ApiToken.objects.for_user(request.user), "new_secret": new_secret, "error": error}
     return render(request, "accounts/api_tokens.html", context, status=400 if error else 200)
+
+
+@login_required
+@require_POST
+def sessions_end_others(request):
+    """Sign out everywhere but in this browser: other sessions' pages and sockets end at once."""
+    sessions.sessions_end(user=request.user, keep_session_key=request.session.session_key)
+    messages.success(request, "You were signed out everywhere else.")
+    return redirect("profile")

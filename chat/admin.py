@@ -1,13 +1,17 @@
 from django.contrib import admin, messages
+from django.template.defaultfilters import filesizeformat
 from django.utils.text import Truncator
 
 from chat import services
-from chat.models import Conversation, Membership, Message
+from chat.models import FROZEN_FIELDS, Attachment, Conversation, Membership, Message
+from chatterbox.errors import DomainError
 
 
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
+    # Removing goes through membership_remove (the Memberships list's action), so clients hear of it.
+    can_delete = False
     raw_id_fields = ["user"]
     fields = ["user", "role", "joined_at", "last_read_message_id", "muted"]
     readonly_fields = ["joined_at", "last_read_message_id"]
@@ -15,22 +19,47 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["id", "__str__", "kind", "encrypted", "created_by", "created_at"]
+    list_display = ["id", "__str__", "kind", "encrypted", "created_by", "created_at", "archived_at"]
     list_filter = ["kind", "encrypted", "created_at"]
     search_fields = ["name", "topic", "memberships__user__username"]
     raw_id_fields = ["created_by"]
     readonly_fields = ["direct_key"]
     inlines = [MembershipInline]
+    actions = ["archive_conversations", "unarchive_conversations"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Fixed at creation (docs/e2e.md): nobody, the admin included, may downgrade encryption.
+        frozen = list(FROZEN_FIELDS) if obj is not None else []
+        return [*frozen, *super().get_readonly_fields(request, obj)]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("created_by")
+        # Direct conversations are named by their members ("alice & bob"): fetch them all at once.
+        return super().get_queryset(request).select_related("created_by").prefetch_related("memberships__user")
 
     def delete_model(self, request, obj):
-        services.conversation_delete(conversation=obj)
+        services.conversation_delete(conversation=obj, actor=request.user)
 
     def delete_queryset(self, request, queryset):
         for conversation in queryset:
-            services.conversation_delete(conversation=conversation)
+            services.conversation_delete(conversation=conversation, actor=request.user)
+
+    def _archive(self, request, queryset, archived: bool) -> None:
+        for conversation in queryset:
+            try:
+                services.conversation_update(
+                    actor=request.user, conversation_id=conversation.pk, changes={"archived": archived}
+                )
+            except DomainError as error:
+                self.message_user(request, f"{conversation}: {error.detail}", messages.ERROR)
+        self.message_user(request, "Done; members see the change at once.", messages.SUCCESS)
+
+    @admin.action(description="Archive selected conversations (read-only for everyone)")
+    def archive_conversations(self, request, queryset):
+        self._archive(request, queryset, True)
+
+    @admin.action(description="Unarchive selected conversations")
+    def unarchive_conversations(self, request, queryset):
+        self._archive(request, queryset, False)
 
 
 @admin.register(Membership)
@@ -40,6 +69,31 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "conversation__name"]
     raw_id_fields = ["conversation", "user"]
     list_select_related = ["conversation", "user"]
+    actions = ["remove_members"]
+
+    def get_actions(self, request):
+        # Django's own bulk delete would remove rows behind the clients' backs.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_model(self, request, obj):
+        services.membership_remove(actor=request.user, conversation_id=obj.conversation_id, username=obj.user.username)
+
+    @admin.action(description="Remove selected members (their clients drop the conversation at once)")
+    def remove_members(self, request, queryset):
+        removed = 0
+        for membership in queryset.select_related("user"):
+            try:
+                self.delete_model(request, membership)
+            except DomainError as error:
+                self.message_user(request, f"{membership.user.username}: {error.detail}", messages.ERROR)
+            else:
+                removed += 1
+        self.message_user(request, f"Removed {removed} member(s).", messages.SUCCESS)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("conversation__memberships__user")
 
 
 @admin.register(Message)
@@ -50,6 +104,11 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ["conversation__kind", "conversation__encrypted", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["body", "sender__username", "client_id", "conversation__name"]
     list_select_related = ["conversation", "sender"]
+
+    def get_queryset(self, request):
+        # The conversation column names direct conversations by their members.
+        return super().get_queryset(request).prefetch_related("conversation__memberships__user")
+
     date_hierarchy = "created_at"
     fields = [
         "conversation",
@@ -87,7 +146,7 @@ class MessageAdmin(admin.ModelAdmin):
         return actions
 
     def delete_model(self, request, obj):
-        services.message_delete(actor=request.user, message_id=obj.pk)
+        services.message_delete(actor=request.user, message_id=obj.pk, reason="Deleted in the admin.")
 
     def delete_queryset(self, request, queryset):
         for message_id in queryset.values_list("id", flat=True):
@@ -97,3 +156,51 @@ class MessageAdmin(admin.ModelAdmin):
     def delete_messages(self, request, queryset):
         self.delete_queryset(request, queryset)
         self.message_user(request, f"Deleted {queryset.count()} message(s).", messages.SUCCESS)
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    """Moderators see what is stored and by whom; in encrypted conversations only the size is known."""
+
+    list_display = ["id", "__str__", "kind", "content_type", "size_display", "uploader", "conversation", "message"]
+    list_filter = ["kind", "conversation__kind", "conversation__encrypted", ("message", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "uploader__username", "conversation__name"]
+    list_select_related = ["uploader", "conversation"]
+    date_hierarchy = "created_at"
+    fields = [
+        "conversation",
+        "uploader",
+        "message",
+        "kind",
+        "name",
+        "content_type",
+        "size",
+        "width",
+        "height",
+        "duration",
+        "file",
+        "thumbnail",
+        "created_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Size", ordering="size")
+    def size_display(self, attachment):
+        return filesizeformat(attachment.size)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        # A sent file goes with its message, so that clients remove both; an unsent one simply goes.
+        if obj.message_id:
+            services.message_delete(actor=request.user, message_id=obj.message_id)
+        else:
+            obj.delete()
+
+    def delete_queryset(self, request, queryset):
+        for attachment in queryset:
+            self.delete_model(request, attachment)

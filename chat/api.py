@@ -1,11 +1,14 @@
 """JSON endpoints for conversations and their messages (docs/protocol.md)."""
 
 from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
-from chat import events, previews, search, services
+from chat import previews, search, services
 from chat.models import Conversation
 from chatterbox.api import api_view, json_body
 from chatterbox.errors import Invalid
+from moderation import limits
 
 HISTORY_PAGE_DEFAULT = 50
 CHANNEL_SEARCH_MAX = 64
@@ -28,6 +31,22 @@ def _flag(body: dict, field: str) -> bool | None:
     if value is not None and not isinstance(value, bool):
         raise Invalid(f"{field} must be true or false.", field=field)
     return value
+
+
+def _moment(body: dict, field: str):
+    """Return an aware datetime from ISO 8601 text, or None for null."""
+    value = body.get(field)
+    if value is None:
+        return None
+    try:
+        moment = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:  # well formed, but no such date
+        moment = None
+    if moment is None:
+        raise Invalid(f"{field} must be an ISO 8601 time, e.g. 2030-01-31T12:00:00Z, or null.", field=field)
+    if timezone.is_naive(moment):
+        raise Invalid(f"{field} needs a time zone (Z or +hh:mm).", field=field)
+    return moment
 
 
 def _usernames(body: dict) -> list[str]:
@@ -55,18 +74,21 @@ def _conversation(request, conversation_id: int, *, status: int = 200) -> JsonRe
 @api_view("GET", "POST")
 def conversations(request):
     if request.method == "GET":
-        rows = Conversation.objects.for_user(request.user)
-        return JsonResponse([events.conversation_json_for(row) for row in rows], safe=False)
+        return JsonResponse(services.conversations_for(user=request.user), safe=False)
     body = json_body(request)
     kind = body.get("kind")
     if not isinstance(kind, str):
         raise Invalid("kind is required: direct, group or channel.", field="kind")
+    members = _usernames(body)
+    limits.rate_check("conversations", user=request.user, address=limits.client_address(request))
+    if kind == "group" and members:
+        limits.rate_check("invitations", user=request.user, address=limits.client_address(request), cost=len(members))
     conversation, created = services.conversation_create(
         creator=request.user,
         kind=kind,
         name=_text(body, "name", required=kind in {"group", "channel"}),
         topic=_text(body, "topic"),
-        members=_usernames(body),
+        members=members,
         encrypted=_flag(body, "encrypted"),
     )
     return _conversation(request, conversation.pk, status=201 if created else 200)
@@ -76,10 +98,11 @@ def conversations(request):
 def conversation(request, conversation_id: int):
     if request.method == "PATCH":
         body = json_body(request)
-        unknown = sorted(set(body) - {"muted"})
-        if unknown:
-            raise Invalid(f"These fields cannot be changed here: {', '.join(unknown)}.")
         muted = _flag(body, "muted")
+        changes = {field: value for field, value in body.items() if field != "muted"}
+        # Checked first, so that a refused change leaves the mute setting alone too.
+        if changes:
+            services.conversation_update(actor=request.user, conversation_id=conversation_id, changes=changes)
         if muted is not None:
             services.membership_mute(user=request.user, conversation_id=conversation_id, muted=muted)
     return _conversation(request, conversation_id)
@@ -94,6 +117,7 @@ def conversation_join(request, conversation_id: int):
 @api_view("POST")
 def conversation_members(request, conversation_id: int):
     username = _text(json_body(request), "username", required=True)
+    limits.rate_check("invitations", user=request.user, address=limits.client_address(request))
     conversation, added = services.membership_add(
         actor=request.user, conversation_id=conversation_id, username=username
     )
@@ -103,8 +127,22 @@ def conversation_members(request, conversation_id: int):
 @api_view("DELETE", "PATCH")
 def conversation_member(request, conversation_id: int, username: str):
     if request.method == "PATCH":
-        role = _text(json_body(request), "role", required=True)
-        services.membership_set_role(actor=request.user, conversation_id=conversation_id, username=username, role=role)
+        body = json_body(request)
+        unknown = sorted(set(body) - {"role", "muted_until"})
+        if unknown or not body:
+            raise Invalid("Send role and/or muted_until.")
+        if "muted_until" in body:
+            services.membership_mute_until(
+                actor=request.user,
+                conversation_id=conversation_id,
+                username=username,
+                muted_until=_moment(body, "muted_until"),
+            )
+        if "role" in body:
+            role = _text(body, "role", required=True)
+            services.membership_set_role(
+                actor=request.user, conversation_id=conversation_id, username=username, role=role
+            )
         return _conversation(request, conversation_id)
     services.membership_remove(actor=request.user, conversation_id=conversation_id, username=username)
     return HttpResponse(status=204)

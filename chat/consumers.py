@@ -15,6 +15,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from accounts.api import user_json
+from accounts.services import user_seen
+from accounts.sessions import credentials_valid
 from chat import events, services
 from chat.presence import presence_connect, presence_disconnect, presence_refresh, users_online
 from chatterbox.errors import DomainError, Invalid, TooLarge
@@ -39,7 +41,6 @@ FIELD_KINDS = {
     "text": (lambda v: isinstance(v, str), "a string"),
     "flag": (lambda v: isinstance(v, bool), "true or false"),
     "object": (lambda v: isinstance(v, dict), "an object"),
-    "unsupported": (lambda v: False, "left out: attachments are not available on this server yet"),
 }
 
 # Client frames: field -> (kind, required). Other fields are ignored; null counts as absent.
@@ -51,7 +52,7 @@ FRAMES = {
         **CONTENT_FIELDS,
         "keys": ("object", False),
         "reply_to": ("id", False),
-        "attachment": ("unsupported", False),
+        "attachment": ("id", False),
         "kind": ("text", False),
     },
     "reaction": {"message": ("id", True), "emoji": ("text", True), "on": ("flag", True)},
@@ -109,6 +110,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if not await database_sync_to_async(services.is_active)(user_id=self.user.pk):
             await self.close(code=4403)
             return
+        if not await self._credentials_follow():
+            return
         newest, online = await database_sync_to_async(services.socket_session)(user=self.user)
         for conversation_id in newest:
             await self._group_join(conversation_id)
@@ -126,11 +129,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if self.user is None or not self.user.is_authenticated:
             return
         await self.channel_layer.group_discard(events.user_group(self.user.pk), self.channel_name)
+        if getattr(self, "credentials_group", None):
+            await self.channel_layer.group_discard(self.credentials_group, self.channel_name)
         if not self.ready:
             return
         for conversation_id in self.conversations:
             await self.channel_layer.group_discard(events.conversation_group(conversation_id), self.channel_name)
         if await database_sync_to_async(presence_disconnect)(self.user.pk):
+            await database_sync_to_async(user_seen)(user_id=self.user.pk)
             await self._presence_announce(online=False)
 
     # Frames from the client
@@ -380,5 +386,46 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             state.pop(conversation_id, None)
         await self.send_json({"type": "conversation.removed", "id": conversation_id})
 
+    async def chat_report_handled(self, event):
+        await self.send_json({"type": "report.handled", "report": event["report"]})
+
     async def chat_user_banned(self, event):
         await self.close(code=4403)
+
+    # The credentials this socket was opened with: logout, password change, "sign out
+    # everywhere" and token revocation close it with 4401 (accounts.signals.signed_out).
+
+    async def _credentials_follow(self) -> bool:
+        """Join the group of this socket's session or token, then check that it still holds."""
+        token_id = self.scope.get("api_token_id")
+        session_key = None if token_id else getattr(self.scope.get("session"), "session_key", None)
+        self.session_tag = events.session_tag(session_key) if session_key else None
+        self.credentials_group = None
+        if token_id:
+            self.credentials_group = events.token_group(token_id)
+        elif self.session_tag:
+            self.credentials_group = events.session_group(self.session_tag)
+        if self.credentials_group:
+            await self.channel_layer.group_add(self.credentials_group, self.channel_name)
+        # Joined first: credentials ended from now on reach us; ended before, this check sees.
+        valid = await database_sync_to_async(credentials_valid)(
+            user_id=self.user.pk, session_key=session_key, token_id=token_id
+        )
+        if not valid:
+            await self.close(code=4401)
+        return valid
+
+    async def chat_signed_out(self, event):
+        keep = event.get("keep")
+        # Sent to the whole user ("every session but these"): tokens and the kept sessions stay.
+        if keep is not None and (getattr(self, "session_tag", None) is None or self.session_tag in keep):
+            return
+        await self.close(code=4401)
+
+    async def chat_session_moved(self, event):
+        if getattr(self, "session_tag", None) is None:
+            return
+        await self.channel_layer.group_discard(self.credentials_group, self.channel_name)
+        self.session_tag = event["to"]
+        self.credentials_group = events.session_group(self.session_tag)
+        await self.channel_layer.group_add(self.credentials_group, self.channel_name)

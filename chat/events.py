@@ -4,13 +4,20 @@ Services build each object once and hand it to `broadcast_on_commit`; the consum
 what differs per recipient (the wrapped key of an encrypted message, the member's role).
 """
 
+import asyncio
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.urls import reverse
 
 from accounts.api import user_json
 from accounts.models import User, UserKey
-from chat.models import Membership
+from chat.models import Attachment, Membership, Message
+from chat.presence import presence_clear
 
 
 def user_group(user_id: int) -> str:
@@ -21,6 +28,19 @@ def conversation_group(conversation_id: int) -> str:
     return f"conversation.{conversation_id}"
 
 
+def session_tag(session_key: str) -> str:
+    """Name a session without writing its key (a credential) into the channel layer."""
+    return hashlib.sha256(session_key.encode()).hexdigest()[:32]
+
+
+def session_group(tag: str) -> str:
+    return f"session.{tag}"
+
+
+def token_group(token_id: int) -> str:
+    return f"token.{token_id}"
+
+
 def timestamp(moment) -> str | None:
     """Return an ISO 8601 UTC time with milliseconds, as Django's JSON encoder writes it."""
     if moment is None:
@@ -29,8 +49,14 @@ def timestamp(moment) -> str | None:
 
 
 def member_json(membership, public_key: str | None) -> dict:
-    """Return a `user` object with the member's role and public key (extensions)."""
-    return {**user_json(membership.user), "role": membership.role, "public_key": public_key}
+    """Return a `user` object with the member's status, role, public key and mute (extensions)."""
+    return {
+        **user_json(membership.user),
+        "status": membership.user.status,
+        "role": membership.role,
+        "public_key": public_key,
+        "muted_until": timestamp(membership.muted_until),
+    }
 
 
 def public_keys(members) -> dict[int, str]:
@@ -61,6 +87,7 @@ def conversation_json(conversation, members) -> dict:
         "name": conversation.name,
         "topic": conversation.topic,
         "encrypted": conversation.encrypted,
+        "archived": conversation.archived,
         "created_at": timestamp(conversation.created_at),
         "members": [member_json(membership, keys.get(membership.user_id)) for membership in members],
     }
@@ -79,6 +106,30 @@ def conversation_json_for(conversation) -> dict:
     }
 
 
+def attachment_json(attachment) -> dict:
+    """Return the attachment object; in an encrypted conversation name and type stay blank."""
+    return {
+        "id": attachment.pk,
+        "url": reverse("api_attachment_file", kwargs={"attachment_id": attachment.pk}),
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "name": attachment.name,
+        "thumbnail_url": reverse("api_attachment_thumbnail", kwargs={"attachment_id": attachment.pk})
+        if attachment.thumbnail
+        else None,
+        "width": attachment.width,
+        "height": attachment.height,
+        "duration": attachment.duration,
+    }
+
+
+def _attachment_of(message):
+    try:
+        return message.attachment
+    except Attachment.DoesNotExist:
+        return None
+
+
 def message_json(message, *, encrypted: bool) -> dict:
     """Return the message object without the recipient's own key (see message_json_for)."""
     shared = {
@@ -92,7 +143,13 @@ def message_json(message, *, encrypted: bool) -> dict:
         "deleted": message.deleted,
         "reply_to": message.reply_to_id,
     }
-    if encrypted:
+    attachment = None if message.deleted else _attachment_of(message)
+    shared["attachment"] = attachment_json(attachment) if attachment is not None else None
+    if message.kind == Message.Kind.SYSTEM:
+        # Plaintext even in an encrypted conversation: the server wrote it, and says so.
+        shared["body"] = message.body
+        shared["system"] = message.system
+    elif encrypted:
         # A deleted message keeps no ciphertext: the fields stay, empty.
         shared["ciphertext"] = message.ciphertext or None
         shared["nonce"] = message.nonce or None
@@ -108,13 +165,27 @@ def message_json(message, *, encrypted: bool) -> dict:
 def message_json_for(message) -> dict:
     """Return the message object for a row from Message.objects.visible_to(user)."""
     shared = message_json(message, encrypted=message.conversation.encrypted)
-    if message.conversation.encrypted:
+    if message.conversation.encrypted and message.kind != Message.Kind.SYSTEM:
         shared["key"] = message.recipient_key or None
     return shared
 
 
+def json_text(shared: dict) -> str:
+    """Encode a message object once for all its recipients (the consumer sends it as is)."""
+    return json.dumps(shared)
+
+
 def broadcast(group: str, event: dict) -> None:
-    async_to_sync(get_channel_layer().group_send)(group, event)
+    send = async_to_sync(get_channel_layer().group_send)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        send(group, event)
+        return
+    # A synchronous caller on a thread that runs an event loop (a login in a Playwright test,
+    # whose sync API keeps a loop in the main thread) cannot block on it: send from a worker.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        worker.submit(send, group, event).result()
 
 
 def broadcast_on_commit(group: str, event: dict) -> None:
@@ -123,13 +194,44 @@ def broadcast_on_commit(group: str, event: dict) -> None:
 
 
 def relay_user_banned(sender, *, user_id: int, **kwargs) -> None:
-    """Close the banned user's sockets in every process (accounts sends this after the commit)."""
+    """Close the banned user's sockets in every process and show them offline everywhere at once.
+
+    (Accounts sends this after the commit.) Their sockets would say so as they close, but not
+    if a process holding one died: the presence entry goes now, whatever the sockets do.
+    """
     broadcast(user_group(user_id), {"type": "chat.user.banned"})
+    presence_clear(user_id)
+    offline = {"type": "chat.presence", "user": user_id, "online": False}
+    for conversation_id in Membership.objects.filter(user_id=user_id).values_list("conversation_id", flat=True):
+        broadcast(conversation_group(conversation_id), offline)
 
 
-def relay_key_changed(sender, *, user_id: int, public_key: str, **kwargs) -> None:
-    """Tell the user's encrypted conversations that their key changed, so contacts can warn."""
+def relay_signed_out(sender, *, session_keys=(), token_ids=(), user_id=None, keep_session_keys=(), **kwargs) -> None:
+    """Close the sockets opened with ended sessions or revoked tokens, in every process (4401)."""
+    for session_key in session_keys:
+        broadcast(session_group(session_tag(session_key)), {"type": "chat.signed.out"})
+    for token_id in token_ids:
+        broadcast(token_group(token_id), {"type": "chat.signed.out"})
+    if user_id is not None:
+        keep = [session_tag(key) for key in keep_session_keys]
+        broadcast(user_group(user_id), {"type": "chat.signed.out", "keep": keep})
+
+
+def relay_session_moved(sender, *, old_key: str, new_key: str, **kwargs) -> None:
+    """A signed-in session got a new key (a password change): its sockets follow it."""
+    broadcast(session_group(session_tag(old_key)), {"type": "chat.session.moved", "to": session_tag(new_key)})
+
+
+def relay_key_changed(sender, *, user_id: int, public_key: str, previous_public_key=None, **kwargs) -> None:
+    """Tell the user's encrypted conversations about their new key: contacts warn, or, for a
+    first key, stop waiting for it (`first: true`)."""
     memberships = Membership.objects.filter(user_id=user_id, conversation__encrypted=True)
     for conversation_id in memberships.values_list("conversation_id", flat=True):
-        event = {"type": "chat.key.changed", "conversation": conversation_id, "user": user_id, "public_key": public_key}
+        event = {
+            "type": "chat.key.changed",
+            "conversation": conversation_id,
+            "user": user_id,
+            "public_key": public_key,
+            "first": previous_public_key is None,
+        }
         broadcast(conversation_group(conversation_id), event)

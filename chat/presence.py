@@ -46,6 +46,11 @@ def presence_disconnect(user_id: int) -> bool:
     return False
 
 
+def presence_clear(user_id: int) -> None:
+    """Forget every socket of the user at once (a ban): they show offline until they connect again."""
+    cache.delete(_key(user_id))
+
+
 def users_online(user_ids) -> set[int]:
     """Return the subset of user_ids that have an open socket."""
     found = cache.get_many([_key(uid) for uid in user_ids])

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import api, views
+from chat import api, attachments_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -22,4 +22,11 @@ urlpatterns = [
     path("api/channels/", api.channels, name="api_channels"),
     path("api/search/", api.message_search, name="api_search"),
     path("api/messages/<int:message_id>/preview/", api.message_preview, name="api_message_preview"),
+    path("api/attachments/", attachments_views.attachments, name="api_attachments"),
+    path("api/attachments/<int:attachment_id>/file/", attachments_views.attachment_file, name="api_attachment_file"),
+    path(
+        "api/attachments/<int:attachment_id>/thumbnail/",
+        attachments_views.attachment_thumbnail,
+        name="api_attachment_thumbnail",
+    ),
 ]

@@ -1,5 +1,4 @@
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
 from accounts.api import user_json
@@ -9,8 +8,14 @@ from accounts.models import UserKey
 HISTORY_PAGE = 50
 
 
-@login_required
 def home(request):
+    """Render the chat page for the signed-in, a short landing page for everyone else."""
+    if not request.user.is_authenticated:
+        return render(request, "chat/landing.html")
+    return _chat(request)
+
+
+def _chat(request):
     """Render the chat page; its script reads the data below from a JSON block."""
     chat_data = {
         "user": user_json(request.user),
@@ -19,6 +24,8 @@ def home(request):
             "message_max_length": settings.CHAT_MESSAGE_MAX_CHARS,
             "group_max_members": settings.CHAT_GROUP_MAX_MEMBERS,
             "history_page": HISTORY_PAGE,
+            "attachment_max_bytes": settings.ATTACHMENT_MAX_BYTES,
+            "attachment_max_seconds": settings.ATTACHMENT_MAX_SECONDS,
         },
     }
     return render(request, "chat/home.html", {"chat_data": chat_data, "e2e_data": _e2e_data(request.user)})

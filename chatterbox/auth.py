@@ -1,10 +1,15 @@
-"""Bearer-token authentication for non-browser clients, over HTTP and WebSocket."""
+"""Bearer-token authentication for non-browser clients, on the JSON API and the WebSocket only.
+
+A token is for a bot's API access: it never counts on account, profile, token, two-factor or
+admin pages, so a leaked token cannot mint tokens or change the account's credentials.
+"""
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from django.utils.functional import SimpleLazyObject
 
-from accounts.tokens import token_user
+from accounts.tokens import token_find
+from chatterbox.api import is_api
 
 
 def bearer_token(value: str | bytes | None) -> str | None:
@@ -16,24 +21,33 @@ def bearer_token(value: str | bytes | None) -> str | None:
 
 
 class TokenAuthenticationMiddleware:
-    """Sign the request in by its bearer token; such requests carry no cookie, so need no CSRF token."""
+    """Sign an /api/ request in by its bearer token; such requests carry no cookie, so need no CSRF token.
+
+    Every other path ignores the Authorization header: there the request is whoever its
+    session cookie says, or anonymous.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        raw = bearer_token(request.headers.get("Authorization"))
+        request.api_token_id = None
+        raw = bearer_token(request.headers.get("Authorization")) if is_api(request) else None
         if raw is not None:
-            user = token_user(raw)
-            if user is not None:
-                request.user = SimpleLazyObject(lambda: user)
+            token = token_find(raw)
+            if token is not None:
+                request.api_token_id = token.pk
+                request.user = SimpleLazyObject(lambda: token.user)
                 # A bearer token is not sent by the browser on its own, so cross-site forgery can't use it.
                 request._dont_enforce_csrf_checks = True
         return self.get_response(request)
 
 
 class TokenAuthMiddleware:
-    """For WebSocket handshakes: an `Authorization: Bearer` header wins over the session cookie."""
+    """For WebSocket handshakes: an `Authorization: Bearer` header wins over the session cookie.
+
+    The scope then carries `api_token_id`, so that revoking the token closes the socket.
+    """
 
     def __init__(self, inner):
         self.inner = inner
@@ -41,10 +55,11 @@ class TokenAuthMiddleware:
     async def __call__(self, scope, receive, send):
         headers = dict(scope.get("headers", []))
         raw = bearer_token(headers.get(b"authorization"))
+        scope = {**scope, "api_token_id": None}
         if raw is not None:
-            user = await database_sync_to_async(token_user)(raw)
-            if user is not None:
-                scope = {**scope, "user": user}
+            token = await database_sync_to_async(token_find)(raw)
+            if token is not None:
+                scope.update(user=token.user, api_token_id=token.pk)
         return await self.inner(scope, receive, send)
 
 

@@ -50,7 +50,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "chatterbox.admin.ChatterboxAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -62,12 +62,17 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    # Lists each user's sessions, so that "sign out everywhere" can end them.
+    "allauth.usersessions",
     "accounts",
     "chat",
+    "moderation",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outermost but one: every error under /api/ leaves as JSON, whichever layer made it.
+    "chatterbox.api.ApiErrorMiddleware",
     "chatterbox.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -94,6 +99,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "chatterbox.context_processors.site",
             ],
         },
     },
@@ -190,8 +196,34 @@ STATICFILES_DIRS = [
     # MiniSearch's ES module (no imports of its own): static/chat/js/search-index.js imports it.
     ("vendor/minisearch", BASE_DIR / "node_modules" / "minisearch" / "dist" / "es"),
 ]
+# Uploads (profile pictures, attachments) go through Django's storage API: the local MEDIA_ROOT
+# by default, or an S3-compatible bucket with MEDIA_STORAGE=s3 (django-storages). Nothing in the
+# app assumes a local path.
+MEDIA_STORAGE = os.environ.get("MEDIA_STORAGE", "local").strip().lower() or "local"
+if MEDIA_STORAGE == "local":
+    DEFAULT_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+elif MEDIA_STORAGE == "s3":
+    DEFAULT_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ.get("AWS_STORAGE_BUCKET_NAME", ""),
+            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+            "access_key": os.environ.get("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+            # Private objects, reachable only through the app or a short-lived signed URL.
+            "default_acl": "private",
+            "querystring_auth": True,
+            "querystring_expire": env_int("ATTACHMENT_SIGNED_URL_SECONDS", 0) or 300,
+            "file_overwrite": False,
+        },
+    }
+    if not DEFAULT_STORAGE["OPTIONS"]["bucket_name"]:
+        raise ImproperlyConfigured("MEDIA_STORAGE=s3 requires AWS_STORAGE_BUCKET_NAME.")
+else:
+    raise ImproperlyConfigured('MEDIA_STORAGE must be "local" (the default) or "s3".')
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": DEFAULT_STORAGE,
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
@@ -209,6 +241,22 @@ AVATAR_MAX_BYTES = env_int("AVATAR_MAX_BYTES", 5 * 1024 * 1024)
 AVATAR_MAX_PIXELS = env_int("AVATAR_MAX_PIXELS", 40_000_000)
 AVATAR_SIZE = 256
 
+# Attachments (docs/protocol.md "Attachments").
+ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024)
+# What one user's uploads may add up to; 0 turns the quota off.
+ATTACHMENT_QUOTA_BYTES = env_int("ATTACHMENT_QUOTA_BYTES", 1024 * 1024 * 1024)
+ATTACHMENT_MAX_PIXELS = env_int("ATTACHMENT_MAX_PIXELS", 40_000_000)
+ATTACHMENT_THUMBNAIL_SIZE = 480
+# Longest voice note or video message, in seconds (the duration the client reports is checked against it).
+ATTACHMENT_MAX_SECONDS = env_int("ATTACHMENT_MAX_SECONDS", 600)
+# Uploads not sent in a message within this many seconds are deleted by `manage.py attachments_cleanup`.
+ATTACHMENT_ORPHAN_SECONDS = env_int("ATTACHMENT_ORPHAN_SECONDS", 24 * 3600)
+# Seconds a signed bucket URL stays valid; above 0 (and MEDIA_STORAGE=s3) members are redirected
+# to the bucket instead of the app streaming the bytes.
+ATTACHMENT_SIGNED_URL_SECONDS = env_int("ATTACHMENT_SIGNED_URL_SECONDS", 0)
+# The bucket's origin (e.g. https://bucket.s3.example.com), allowed by the page's CSP when redirecting.
+MEDIA_ORIGIN = os.environ.get("MEDIA_ORIGIN", "").strip()
+
 # Email: the console by default; SMTP when EMAIL_HOST is set.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 if EMAIL_HOST:
@@ -223,19 +271,25 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Chatterbox <noreply@l
 
 # Accounts (django-allauth).
 SITE_NAME = os.environ.get("SITE_NAME", "Chatterbox")
+# Where people who are stuck (e.g. no password reset email) can write; pages offer it when set.
+SUPPORT_EMAIL = os.environ.get("SUPPORT_EMAIL", "")
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
 ACCOUNT_FORMS = {"login": "accounts.forms.LoginForm"}
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = os.environ.get("ACCOUNT_EMAIL_VERIFICATION", "optional")
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+# The database store that closes a session's sockets when the session ends (accounts.session_store).
+SESSION_ENGINE = "accounts.session_store"
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_RATE_LIMITS = {
     "login_failed": os.environ.get("LOGIN_FAILED_RATE_LIMIT", "10/m/ip,5/5m/key"),
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_FORMS = {"authenticate": "accounts.forms.AuthenticateForm"}
 MFA_PASSKEY_LOGIN_ENABLED = True
 MFA_PASSKEY_SIGNUP_ENABLED = False
 # WebAuthn demands https except on localhost; the dev server is plain http.
@@ -262,6 +316,9 @@ CONTENT_SECURITY_POLICY = {
     "form-action": ["'self'"],
     "frame-ancestors": ["'none'"],
 }
+if MEDIA_ORIGIN:
+    for directive in ("img-src", "media-src", "connect-src"):
+        CONTENT_SECURITY_POLICY[directive].append(MEDIA_ORIGIN)
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = True
@@ -302,6 +359,23 @@ LINK_PREVIEW_MAX_REDIRECTS = env_int("LINK_PREVIEW_MAX_REDIRECTS", 3)
 LINK_PREVIEW_TEST_NETWORKS = env_list("LINK_PREVIEW_TEST_NETWORKS", [])
 if LINK_PREVIEW_TEST_NETWORKS and not DEBUG:
     raise ImproperlyConfigured("LINK_PREVIEW_TEST_NETWORKS is for tests only and needs DEBUG=1.")
+# Anti-abuse limits (moderation/limits.py), each "N/S" (N per S seconds) or "off": per user, and
+# RATE_LIMIT_ADDRESS_FACTOR times that per client address. Accounts younger than
+# NEW_ACCOUNT_AGE_HOURS get the stricter *_NEW limit.
+ABUSE_LIMITS = {
+    kind: (os.environ.get(f"RATE_LIMIT_{kind.upper()}", default), os.environ.get(f"RATE_LIMIT_{kind.upper()}_NEW", new))
+    for kind, default, new in [
+        ("conversations", "30/3600", "5/3600"),
+        ("invitations", "100/3600", "20/3600"),
+        ("reports", "20/3600", "5/3600"),
+        ("uploads", "100/3600", "20/3600"),
+    ]
+}
+NEW_ACCOUNT_AGE_HOURS = env_int("NEW_ACCOUNT_AGE_HOURS", 24)
+RATE_LIMIT_ADDRESS_FACTOR = env_int("RATE_LIMIT_ADDRESS_FACTOR", 5)
+# Proxies in front of the app that append to X-Forwarded-For (a PaaS router: 1). 0 trusts no
+# header and takes the socket's peer address.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 CSRF_FAILURE_VIEW = "chatterbox.views.csrf_failure"
 

@@ -14,10 +14,12 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),
     path("", include("chat.urls")),
+    path("", include("moderation.urls")),
     # Unknown API paths answer JSON, in DEBUG too.
     re_path(r"^api/", page_not_found),
 ]
 
 
+handler400 = "chatterbox.views.bad_request"
 handler404 = "chatterbox.views.page_not_found"
 handler500 = "chatterbox.views.server_error"

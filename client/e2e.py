@@ -247,3 +247,45 @@ def decrypt_file(blob: bytes, key: str, header: str) -> bytes | None:
     if tag != STREAM_TAG_FINAL or position < len(blob):
         return None
     return b"".join(parts)
+
+
+# Attachments: padded to a size bucket before encryption, so a blob's length says little.
+
+PAD_MIN_BYTES = 256
+
+
+def padded_size(size: int) -> int:
+    """Return the bucket a file of `size` bytes is padded to (Padmé: at most ~12% larger).
+
+    A bucket keeps the top bits of the length and rounds the rest up, so the server learns
+    only the order of magnitude of a file, not its exact size. The marker byte counts too.
+    """
+    length = max(size + 1, PAD_MIN_BYTES)
+    exponent = length.bit_length() - 1
+    low_bits = exponent - exponent.bit_length()
+    mask = (1 << low_bits) - 1
+    return (length + mask) & ~mask
+
+
+def pad_file(data: bytes) -> bytes:
+    """Return data || 0x80 || zeros, up to its bucket (ISO/IEC 7816-4 padding)."""
+    return data + b"\x80" + bytes(padded_size(len(data)) - len(data) - 1)
+
+
+def unpad_file(padded: bytes) -> bytes | None:
+    """Return the data without its padding, or None if the padding is malformed."""
+    end = len(padded.rstrip(b"\x00"))
+    if end == 0 or padded[end - 1] != 0x80:
+        return None
+    return padded[: end - 1]
+
+
+def seal_file(data: bytes) -> dict:
+    """Return {blob, key, header} for an attachment: padded, then encrypted (encrypt_file)."""
+    return encrypt_file(pad_file(data))
+
+
+def open_file(blob: bytes, key: str, header: str) -> bytes | None:
+    """Return an attachment's bytes from its blob, or None if anything is wrong; never raises."""
+    padded = decrypt_file(blob, key, header)
+    return None if padded is None else unpad_file(padded)

@@ -106,6 +106,8 @@ def server_env(media_root: Path) -> dict:
     env.update({"DEBUG": "1", "MEDIA_ROOT": str(media_root), "PYTHONUNBUFFERED": "1"})
     # Browser tests seal key backups with Argon2id INTERACTIVE, not the default MODERATE, to stay fast.
     env.setdefault("E2E_KDF_LIMITS", "interactive")
+    # Every test browser comes from 127.0.0.1: per-address limits would count them all together.
+    env.setdefault("RATE_LIMIT_ADDRESS_FACTOR", "1000")
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     if db["ENGINE"] == "django.db.backends.sqlite3":
         env["SQLITE_PATH"] = str(db["NAME"])
@@ -117,11 +119,12 @@ def server_env(media_root: Path) -> dict:
 class ServerProcess:
     """A Daphne process serving chatterbox.asgi on a free port of 127.0.0.1."""
 
-    def __init__(self, env: dict, log_path: Path, name: str = "server"):
-        self.port = _free_port()
+    def __init__(self, env: dict, log_path: Path, name: str = "server", port: int | None = None):
+        # A restart passes the port it had, so clients reconnect to the same address.
+        self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        self.log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.log = open(log_path, "a" if port else "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chatterbox.asgi:application"],
             cwd=ROOT,
@@ -212,12 +215,13 @@ def browser_context_args(browser_context_args):
 
 
 def pytest_collection_modifyitems(items):
-    """Mark browser tests and run them last.
+    """Mark browser tests (those in tests/browser/ and any using Playwright's browser) and run them last.
 
     Playwright's sync API leaves an event loop running in the main thread for as long as its
     session-scoped browser lives; async tests that come after it could not start their own.
     """
     for item in items:
-        if "tests/browser/" in str(item.fspath):
+        fixtures = getattr(item, "fixturenames", ())
+        if "tests/browser/" in str(item.fspath) or "browser" in fixtures or "page" in fixtures:
             item.add_marker(pytest.mark.browser)
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

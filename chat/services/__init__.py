@@ -5,14 +5,36 @@ write checks permission, writes in one transaction and schedules its broadcast o
 One module per entity; callers keep `from chat import services`.
 """
 
-from chat.services.conversations import NAME_MAX, TOPIC_MAX, channel_join, conversation_create, conversation_delete
-from chat.services.memberships import membership_add, membership_mute, membership_remove, membership_set_role
+from chat.services.attachments import (
+    attachment_claim,
+    attachment_create,
+    attachment_discard,
+    attachment_readable,
+    attachments_cleanup,
+    upload_precheck,
+)
+from chat.services.conversations import (
+    NAME_MAX,
+    TOPIC_MAX,
+    channel_join,
+    conversation_create,
+    conversation_delete,
+    conversation_update,
+)
+from chat.services.memberships import (
+    membership_add,
+    membership_mute,
+    membership_mute_until,
+    membership_remove,
+    membership_set_role,
+)
 from chat.services.messages import CLIENT_ID_MAX, message_delete, message_edit, message_send, read_mark
 from chat.services.reactions import reaction_set, reactions_attach
 from chat.services.reads import (
     HISTORY_PAGE_MAX,
     ID_MAX,
     conversation_for,
+    conversations_for,
     history_page,
     is_active,
     is_member,
@@ -26,16 +48,24 @@ __all__ = [
     "ID_MAX",
     "NAME_MAX",
     "TOPIC_MAX",
+    "attachment_claim",
+    "attachment_create",
+    "attachment_discard",
+    "attachment_readable",
+    "attachments_cleanup",
     "channel_join",
     "conversation_create",
     "conversation_delete",
     "conversation_for",
+    "conversation_update",
+    "conversations_for",
     "history_page",
     "is_active",
     "is_member",
     "member_check",
     "membership_add",
     "membership_mute",
+    "membership_mute_until",
     "membership_remove",
     "membership_set_role",
     "message_delete",
@@ -45,4 +75,5 @@ __all__ = [
     "reactions_attach",
     "read_mark",
     "socket_session",
+    "upload_precheck",
 ]

@@ -2,13 +2,23 @@
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.models import User
 from chat import events
-from chat.models import Conversation, Membership
-from chat.services.lookups import _active_users, _announce_added, _conversation_get
+from chat.models import FROZEN_DETAIL, FROZEN_FIELDS, Conversation, Membership
+from chat.services.lookups import (
+    _active_users,
+    _announce_added,
+    _announce_members,
+    _conversation_get,
+    _membership_require,
+)
 from chat.services.memberships import _member_add
+from chat.services.system import system_message_post
 from chatterbox.errors import Forbidden, Invalid
+from moderation.audit import audit_record
+from moderation.restrictions import direct_block_check
 
 Kind = Conversation.Kind
 Role = Membership.Role
@@ -46,9 +56,10 @@ def _direct_get_or_create(*, creator: User, members: list[str], encrypted: bool 
         raise Invalid("Direct messages are always end-to-end encrypted.")
     if len(members) != 1:
         raise Invalid("A direct conversation has one other member: send members: [username].")
-    if members[0] == creator.username:
-        raise Invalid("You cannot start a direct conversation with yourself.")
     (other,) = _active_users(members)
+    if other.pk == creator.pk:
+        raise Invalid("You cannot start a direct conversation with yourself.")
+    direct_block_check(sender=creator, other_id=other.pk)
     low, high = sorted([creator.pk, other.pk])
     direct_key = f"{low}:{high}"
     existing = Conversation.objects.filter(direct_key=direct_key).first()
@@ -60,6 +71,7 @@ def _direct_get_or_create(*, creator: User, members: list[str], encrypted: bool 
                 kind=Kind.DIRECT, encrypted=True, created_by=creator, direct_key=direct_key
             )
             _members_create(conversation, [(creator, Role.MEMBER), (other, Role.MEMBER)])
+            system_message_post(conversation, event="created", actor=creator, user=other, broadcast=False)
     except IntegrityError:
         # Both asked at the same moment; the other request made it.
         return Conversation.objects.get(direct_key=direct_key), False
@@ -68,7 +80,7 @@ def _direct_get_or_create(*, creator: User, members: list[str], encrypted: bool 
 
 @transaction.atomic
 def _group_create(*, creator: User, name: str, topic: str, members: list[str], encrypted: bool | None) -> Conversation:
-    others = _active_users([username for username in members if username != creator.username])
+    others = _active_users([username for username in members if username.lower() != creator.username.lower()])
     if len(others) + 1 > settings.CHAT_GROUP_MAX_MEMBERS:
         raise Invalid(f"A group has at most {settings.CHAT_GROUP_MAX_MEMBERS} members.")
     conversation = Conversation.objects.create(
@@ -79,15 +91,30 @@ def _group_create(*, creator: User, name: str, topic: str, members: list[str], e
         created_by=creator,
     )
     _members_create(conversation, [(creator, Role.OWNER)] + [(user, Role.MEMBER) for user in others])
+    # Every member's arrival is on record from the first line on (docs/e2e.md).
+    system_message_post(conversation, event="created", actor=creator, broadcast=False)
+    for user in others:
+        system_message_post(conversation, event="member.added", actor=creator, user=user, broadcast=False)
     return conversation
 
 
-@transaction.atomic
 def _channel_create(*, creator: User, name: str, topic: str) -> Conversation:
+    name = _name_check(name)
+    _channel_name_free(name)
+    try:
+        return _channel_store(creator=creator, name=name, topic=topic)
+    except IntegrityError:
+        # Another request took the name since the check (the database refuses the second).
+        raise Invalid(f"There is already a channel named {name}.", field="name") from None
+
+
+@transaction.atomic
+def _channel_store(*, creator: User, name: str, topic: str) -> Conversation:
     conversation = Conversation.objects.create(
-        kind=Kind.CHANNEL, name=_name_check(name), topic=_topic_check(topic), encrypted=False, created_by=creator
+        kind=Kind.CHANNEL, name=name, topic=_topic_check(topic), encrypted=False, created_by=creator
     )
     _members_create(conversation, [(creator, Role.OWNER)])
+    system_message_post(conversation, event="created", actor=creator, broadcast=False)
     return conversation
 
 
@@ -120,12 +147,91 @@ def channel_join(*, user: User, conversation_id: int) -> tuple[Conversation, boo
     conversation = _conversation_get(conversation_id, lock=True)
     if conversation.kind != Kind.CHANNEL:
         raise Forbidden("Only public channels can be joined; ask a member to invite you.")
-    return conversation, _member_add(conversation, user)
+    joined = _member_add(conversation, user)
+    if joined:
+        system_message_post(conversation, event="member.joined", actor=user, user=user)
+    return conversation, joined
 
 
 @transaction.atomic
-def conversation_delete(*, conversation: Conversation) -> None:
+def conversation_update(*, actor: User, conversation_id: int, changes: dict) -> Conversation:
+    """Rename, change the topic of, or archive a group or channel (owner and admins, or staff).
+
+    Kind and encryption never change. An archived conversation stays readable and refuses
+    every send until it is unarchived.
+    """
+    if frozen := sorted(set(changes) & set(FROZEN_FIELDS)):
+        raise Forbidden(FROZEN_DETAIL, fields=frozen)
+    unknown = sorted(set(changes) - {"name", "topic", "archived"})
+    if unknown:
+        raise Invalid(f"These fields cannot be changed here: {', '.join(unknown)}.")
+    conversation = _conversation_get(conversation_id, lock=True)
+    if not changes:
+        return conversation
+    if conversation.kind == Kind.DIRECT:
+        raise Forbidden("A direct conversation has no name, topic or archive.")
+    if not actor.is_staff and not _membership_require(conversation, actor).is_moderator:
+        raise Forbidden("Only the owner and admins can change the conversation's settings.")
+    fields = {}
+    if "name" in changes:
+        fields["name"] = _name_check(_string(changes["name"], "name"))
+    if "topic" in changes:
+        fields["topic"] = _topic_check(_string(changes["topic"], "topic"))
+    if "archived" in changes:
+        if not isinstance(changes["archived"], bool):
+            raise Invalid("archived must be true or false.", field="archived")
+        if changes["archived"] != conversation.archived:
+            fields["archived_at"] = timezone.now() if changes["archived"] else None
+    fields = {field: value for field, value in fields.items() if getattr(conversation, field) != value}
+    if not fields:
+        return conversation
+    if "name" in fields and conversation.kind == Kind.CHANNEL:
+        _channel_name_free(fields["name"], exclude=conversation.pk)
+    for field, value in fields.items():
+        setattr(conversation, field, value)
+    try:
+        with transaction.atomic():
+            conversation.save(update_fields=list(fields))
+    except IntegrityError:
+        raise Invalid(f"There is already a channel named {fields['name']}.", field="name") from None
+    _settings_announce(conversation, actor, fields)
+    return conversation
+
+
+def _settings_announce(conversation: Conversation, actor: User, fields: dict) -> None:
+    """Record each changed setting in the audit log and the history, and tell the members."""
+    if "name" in fields:
+        audit_record(actor=actor, action="conversation.renamed", conversation=conversation, name=fields["name"])
+        system_message_post(conversation, event="renamed", actor=actor, name=fields["name"])
+    if "topic" in fields:
+        audit_record(actor=actor, action="conversation.topic_changed", conversation=conversation, topic=fields["topic"])
+        system_message_post(conversation, event="topic.changed", actor=actor, topic=fields["topic"])
+    if "archived_at" in fields:
+        action = "conversation.archived" if conversation.archived else "conversation.unarchived"
+        audit_record(actor=actor, action=action, conversation=conversation)
+        system_message_post(conversation, event="archived", actor=actor, archived=conversation.archived)
+    _announce_members(conversation, list(Membership.objects.with_users().filter(conversation=conversation)))
+
+
+def _string(value, field: str) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"{field} must be a string.", field=field)
+    return value
+
+
+def _channel_name_free(name: str, *, exclude: int | None = None) -> None:
+    """Refuse a public channel name that another channel has, in any case."""
+    taken = Conversation.objects.filter(kind=Kind.CHANNEL, name__iexact=name)
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude)
+    if taken.exists():
+        raise Invalid(f"There is already a channel named {name}.", field="name")
+
+
+@transaction.atomic
+def conversation_delete(*, conversation: Conversation, actor: User | None = None, reason: str = "") -> None:
     """Delete a conversation with its messages (the admin's door); members' clients drop it."""
+    audit_record(actor=actor, action="conversation.deleted", conversation=conversation, reason=reason)
     for user_id in conversation.memberships.values_list("user_id", flat=True):
         events.broadcast_on_commit(
             events.user_group(user_id), {"type": "chat.conversation.removed", "id": conversation.pk}

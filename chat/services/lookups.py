@@ -1,5 +1,7 @@
 """Lookups and announcements that several chat services share."""
 
+from django.db.models.functions import Lower
+
 from accounts.models import User
 from chat import events
 from chat.models import Conversation, Membership, Message
@@ -7,13 +9,16 @@ from chatterbox.errors import NotFound, NotMember
 
 
 def _active_users(usernames: list[str]) -> list[User]:
-    """Return the active users with these usernames, or raise NotFound naming the missing ones."""
-    wanted = list(dict.fromkeys(usernames))
-    found = {user.username: user for user in User.objects.filter(username__in=wanted, is_active=True)}
-    missing = [username for username in wanted if username not in found]
+    """Return the active users with these usernames, in any case, or raise NotFound naming the missing ones."""
+    wanted = list({username.lower(): username for username in reversed(usernames)}.values())[::-1]
+    rows = User.objects.annotate(username_lower=Lower("username")).filter(
+        username_lower__in=[username.lower() for username in wanted], is_active=True
+    )
+    found = {user.username_lower: user for user in rows}
+    missing = [username for username in wanted if username.lower() not in found]
     if missing:
         raise NotFound(f"No such user: {', '.join(missing)}.", usernames=missing)
-    return [found[username] for username in wanted]
+    return [found[username.lower()] for username in wanted]
 
 
 def _conversation_get(conversation_id: int, *, lock: bool = False) -> Conversation:
@@ -33,7 +38,7 @@ def _membership_require(conversation: Conversation, user: User) -> Membership:
 
 
 def _member_named(conversation: Conversation, username: str) -> Membership:
-    membership = Membership.objects.filter(conversation=conversation, user__username=username).first()
+    membership = Membership.objects.filter(conversation=conversation, user__username__iexact=username).first()
     if membership is None:
         raise NotFound(f"{username} is not a member of this conversation.")
     return membership
@@ -50,6 +55,8 @@ def _announce_added(conversation, members, newcomers, *, last_message_id: int | 
         **events.conversation_json(conversation, members),
         "unread": 0,
         "last_message_id": last_message_id,
+        # The newcomer's first line ("X was added") follows as a message of its own.
+        "last_message": None,
         "muted": False,
     }
     for membership in newcomers:

@@ -15,9 +15,12 @@ from django.utils import timezone
 from accounts.models import User
 from chat import events
 from chat.models import Conversation, Membership, Message, MessageKey
+from chat.services.attachments import attachment_claim, attachment_discard
 from chat.services.lookups import _conversation_get, _latest_message_id, _membership_require
 from chat.services.mentions import mentions_check, mentions_record
 from chatterbox.errors import Forbidden, Invalid, NotFound, NotMember, RateLimited, TooLarge
+from moderation.audit import audit_record
+from moderation.restrictions import direct_block_check
 
 Kind = Conversation.Kind
 
@@ -37,6 +40,7 @@ def message_send(
     nonce: str | None = None,
     keys: dict[str, str] | None = None,
     reply_to: int | None = None,
+    attachment: int | None = None,
     kind: str | None = None,
 ) -> tuple[Message, bool]:
     """Store a message and broadcast it on commit; return it and False if client_id was seen before."""
@@ -44,7 +48,10 @@ def message_send(
         raise Invalid(f"client_id must be 1 to {CLIENT_ID_MAX} characters.", field="client_id")
     if kind not in {None, Message.Kind.TEXT, Message.Kind.REACTION}:
         raise Invalid('kind must be "text" or, in an encrypted conversation, "reaction".', field="kind")
-    content = {"body": body, "ciphertext": ciphertext, "nonce": nonce, "keys": keys, "kind": kind}
+    if kind == Message.Kind.REACTION and attachment is not None:
+        raise Invalid("A reaction carries no attachment.", field="attachment")
+    content = {"body": body, "ciphertext": ciphertext, "nonce": nonce, "keys": keys}
+    content.update(attachment=attachment, kind=kind)
     try:
         with transaction.atomic():
             return _message_store(
@@ -68,7 +75,8 @@ def _message_store(*, sender, conversation_id, client_id, content, reply_to) -> 
     kind = content.pop("kind") or Message.Kind.TEXT
     if kind == Message.Kind.REACTION and not conversation.encrypted:
         raise Invalid("In a plaintext conversation, react with the reaction frame.", field="kind")
-    fields, keys = _content_check(conversation, member_ids, **content)
+    attachment_id = content.pop("attachment", None)
+    fields, keys = _content_check(conversation, member_ids, **content, with_attachment=attachment_id is not None)
     if reply_to is not None and not Message.objects.filter(pk=reply_to, conversation=conversation).exists():
         raise Invalid("reply_to must be a message of this conversation.", field="reply_to")
     mentioned = mentions_check(conversation=conversation, sender=sender, body=fields.get("body"))
@@ -77,6 +85,7 @@ def _message_store(*, sender, conversation_id, client_id, content, reply_to) -> 
     message = Message.objects.create(
         conversation=conversation, sender=sender, client_id=client_id, reply_to_id=reply_to, kind=kind, **fields
     )
+    attachment_claim(sender=sender, conversation=conversation, attachment_id=attachment_id, message=message)
     if keys:
         MessageKey.objects.bulk_create([MessageKey(message=message, user_id=uid, key=key) for uid, key in keys.items()])
     mentions_record(message=message, user_ids=mentioned)
@@ -112,14 +121,57 @@ def _sender_check(conversation: Conversation, user: User) -> set[int] | None:
         raise NotMember()
     if not active[user.pk]:
         raise Forbidden("This account is disabled.")
+    _sender_restrictions_check(conversation, user, active)
     return None if conversation.kind == Kind.CHANNEL else set(active)
 
 
-def _content_check(conversation, member_ids, *, body, ciphertext, nonce, keys) -> tuple[dict, dict[int, str]]:
+def _sender_restrictions_check(conversation: Conversation, user: User, member_ids) -> None:
+    """Refuse a sender whom moderation holds back: an archive, a mute, a block in a direct conversation."""
+    if conversation.archived:
+        raise Forbidden("This conversation is archived: it can be read but no longer written to.")
+    _mute_check(conversation, user)
+    if conversation.kind == Kind.DIRECT:
+        for other_id in member_ids:
+            if other_id != user.pk:
+                direct_block_check(sender=user, other_id=other_id)
+
+
+def _mute_check(conversation: Conversation, user: User) -> None:
+    now = timezone.now()
+    muted_until = (
+        Membership.objects.filter(conversation=conversation, user=user, muted_until__gt=now)
+        .values_list("muted_until", flat=True)
+        .first()
+    )
+    if muted_until is not None:
+        left = ceil((muted_until - now).total_seconds())
+        raise Forbidden(
+            f"An admin muted you here until {muted_until:%Y-%m-%d %H:%M} UTC ({_time_left(left)} left).",
+            muted_until=events.timestamp(muted_until),
+            retry_after=left,
+        )
+
+
+def _time_left(seconds: int) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 7200:
+        return f"{seconds // 3600} h"
+    if seconds >= 120:
+        return f"{ceil(seconds / 60)} min"
+    return f"{seconds} s"
+
+
+def _content_check(
+    conversation, member_ids, *, body, ciphertext, nonce, keys, with_attachment=False
+) -> tuple[dict, dict[int, str]]:
     """Return the fields to store and the wrapped keys by user id; refuse the wrong kind of content."""
     if not conversation.encrypted:
         if ciphertext is not None or nonce is not None or keys is not None:
             raise Invalid("This conversation is not encrypted: send body, not ciphertext.")
+        if with_attachment and not (body or "").strip():
+            # A file on its own is a message; only its caption may be empty.
+            return {"body": _body_check(body or "", allow_empty=True)}, {}
         return {"body": _body_check(body)}, {}
     if body is not None:
         raise Invalid("This conversation is end-to-end encrypted: send ciphertext, nonce and keys, never body.")
@@ -133,12 +185,12 @@ def _content_check(conversation, member_ids, *, body, ciphertext, nonce, keys) -
     return {"ciphertext": ciphertext, "nonce": nonce}, _keys_check(keys, member_ids)
 
 
-def _body_check(body) -> str:
+def _body_check(body, *, allow_empty: bool = False) -> str:
     if not isinstance(body, str):
         raise Invalid("Send the message text as body.", field="body")
     if len(body) > settings.CHAT_MESSAGE_MAX_CHARS:
         raise TooLarge(f"A message has at most {settings.CHAT_MESSAGE_MAX_CHARS} characters.", field="body")
-    if not body.strip():
+    if not body.strip() and not allow_empty:
         raise Invalid("The message is empty.", field="body")
     return body
 
@@ -248,20 +300,34 @@ def message_edit(
 
 
 @transaction.atomic
-def message_delete(*, actor: User, message_id: int) -> Message:
+def message_delete(*, actor: User, message_id: int, reason: str = "") -> Message:
     """Delete a message's content (sender, conversation owner or admin, or staff), keeping a tombstone."""
     message = _message_lock(message_id)
     if not actor.is_staff:
         membership = _membership_require(message.conversation, actor)
+        if message.kind == Message.Kind.SYSTEM:
+            # Who joined and who left stays on record for the members (docs/e2e.md).
+            raise Forbidden("System messages cannot be deleted.")
         if message.sender_id != actor.pk and not membership.is_moderator:
             raise Forbidden("Only the sender, or the conversation's owner and admins, can delete a message.")
     if message.deleted:
         return message
+    if message.sender_id != actor.pk:
+        # Deleting someone else's message is moderation.
+        audit_record(
+            actor=actor,
+            action="message.deleted",
+            target_user=message.sender,
+            conversation=message.conversation,
+            message_id=message.pk,
+            reason=reason,
+        )
     message.deleted_at = timezone.now()
     message.body = message.ciphertext = message.nonce = ""
     message.save(update_fields=["deleted_at", "body", "ciphertext", "nonce"])
     # Blank, not delete, the keys: their rows keep the tombstone in each recipient's history.
     message.keys.update(key="")
+    attachment_discard(message=message)
     event = {"type": "chat.message.deleted", "id": message.pk, "conversation": message.conversation_id}
     events.broadcast_on_commit(events.conversation_group(message.conversation_id), event)
     return message

@@ -54,7 +54,25 @@ def conversation_for(*, user: User, conversation_id: int) -> dict:
     if conversation is None:
         member_check(user=user, conversation_id=conversation_id)
         raise NotMember()
-    return events.conversation_json_for(conversation)
+    return _with_last_messages(user, [conversation])[0]
+
+
+def conversations_for(*, user: User) -> list[dict]:
+    """Return the user's conversations, most recent first, each with its last message."""
+    return _with_last_messages(user, list(Conversation.objects.for_user(user)))
+
+
+def _with_last_messages(user: User, conversations: list) -> list[dict]:
+    """Build the conversation objects with `last_message` as this member sees it: one query for all."""
+    wanted = [conversation.last_message_id for conversation in conversations if conversation.last_message_id]
+    last = {message.pk: message for message in Message.objects.visible_to(user).filter(pk__in=wanted)} if wanted else {}
+    objects = []
+    for conversation in conversations:
+        message = last.get(conversation.last_message_id)
+        # Not visible (encrypted, from before this member joined): no last message to show.
+        last_message = events.message_json_for(message) if message else None
+        objects.append({**events.conversation_json_for(conversation), "last_message": last_message})
+    return objects
 
 
 def socket_session(*, user: User) -> tuple[dict[int, int], list[int]]:

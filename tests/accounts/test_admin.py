@@ -49,10 +49,41 @@ def test_user_list_is_refused_to_non_staff(client_of, alice):
     assert client_of(alice).get(USERS_URL).status_code == 302
 
 
-def ban(admin_client, *users):
-    return admin_client.post(
-        USERS_URL, {"action": "ban_users", "_selected_action": [user.pk for user in users]}, follow=True
-    )
+def ban(admin_client, *users, reason="Spam"):
+    """Run the ban action as a moderator would: pick the users, then confirm with a reason."""
+    selected = {"action": "ban_users", "_selected_action": [user.pk for user in users]}
+    asked = admin_client.post(USERS_URL, selected)
+    assert asked.status_code == 200 and 'name="reason"' in asked.content.decode()
+    return admin_client.post(USERS_URL, {**selected, "confirm_ban": "1", "reason": reason}, follow=True)
+
+
+def test_ban_action_asks_for_a_reason_before_banning(admin_client, bob):
+    selected = {"action": "ban_users", "_selected_action": [bob.pk]}
+    page = admin_client.post(USERS_URL, selected).content.decode()
+    assert "These accounts will be deactivated" in page and "<li>bob (Bob Builder)</li>" in page
+    bob.refresh_from_db()
+    assert bob.is_active is True  # asking is not banning
+
+    # No reason: the same page again, with the error, and still no ban.
+    page = admin_client.post(USERS_URL, {**selected, "confirm_ban": "1", "reason": "  "}).content.decode()
+    assert "This field is required." in page
+    bob.refresh_from_db()
+    assert bob.is_active is True
+
+    ban(admin_client, bob, reason="Posted phishing links in #general")
+    bob.refresh_from_db()
+    assert (bob.is_active, bob.ban_reason) == (False, "Posted phishing links in #general")
+    assert bob.banned_at is not None
+    change_page = admin_client.get(f"{USERS_URL}{bob.pk}/change/").content.decode()
+    assert "Posted phishing links in #general" in change_page
+
+
+def test_admin_groups_account_models_under_accounts(admin_client):
+    page = admin_client.get("/admin/")
+    sections = {app["name"]: [model["object_name"] for model in app["models"]] for app in page.context["app_list"]}
+    assert set(sections) == {"Accounts", "Chat", "Moderation"}
+    assert {"User", "ApiToken", "Group", "EmailAddress", "Authenticator", "UserSession"} <= set(sections["Accounts"])
+    assert 'rel="icon"' in page.content.decode()
 
 
 def test_ban_action_deactivates_and_signals_the_socket_layer(

@@ -164,3 +164,22 @@ def test_mandatory_email_verification_holds_back_the_session(client, settings):
     assert user.emailaddress_set.get().verified
     assert log_in(client, "dave", NEW_PASSWORD).status_code == 302
     assert signed_in_user(client) == "dave"
+
+
+def test_account_emails_use_the_site_name_not_the_host(client, settings, alice):
+    settings.SITE_NAME = "Acme Chat"
+    client.post("/accounts/password/reset/", {"email": "alice@example.com"})
+    (email,) = mail.outbox
+    assert email.subject.startswith("[Acme Chat] ")
+    assert "Hello from Acme Chat!" in email.body
+    assert "testserver" not in email.subject and "Hello from testserver" not in email.body
+
+
+def test_password_reset_pages_offer_help_only_when_the_site_has_an_address(client, settings):
+    settings.SUPPORT_EMAIL = ""
+    for path in ("/accounts/password/reset/", "/accounts/password/reset/done/"):
+        page = client.get(path).content.decode()
+        assert "contact us" not in page.lower() and "mailto:" not in page
+    settings.SUPPORT_EMAIL = "help@example.com"
+    for path in ("/accounts/password/reset/", "/accounts/password/reset/done/"):
+        assert '<a href="mailto:help@example.com">help@example.com</a>' in client.get(path).content.decode()

@@ -219,3 +219,36 @@ def test_staff_with_totp_reaches_the_admin_only_after_the_code(client, staff_wit
 def test_non_staff_user_is_refused_by_the_admin(client, alice):
     password_step(client, "alice")
     assert client.get("/admin/login/").status_code == 403
+
+
+def test_code_step_takes_recovery_codes_and_offers_security_keys_only_to_their_owners(alice_with_totp):
+    client = Client()
+    password_step(client, "alice")
+    page = client.get(AUTHENTICATE_URL).content.decode()
+    assert "A recovery code works in the same box." in page
+    assert "Authenticator or recovery code" in page
+    # Alice has no security key: nothing offers one.
+    assert "security key" not in page.lower()
+    codes = recovery_codes_on(alice_with_totp[0].get("/accounts/2fa/recovery-codes/").content.decode())
+    assert code_step(client, codes[0]).status_code == 302
+    assert signed_in_user(client) == "alice"
+
+
+def test_security_page_says_to_verify_the_email_first_and_resends_it(client, make_user, mailoutbox):
+    from allauth.account.models import EmailAddress
+
+    carol = make_user("carol")
+    EmailAddress.objects.create(user=carol, email=carol.email, primary=True, verified=False)
+    password_step(client, "carol")
+    page = client.get("/accounts/2fa/").content.decode()
+    assert "Verify your email address first." in page and "carol@example.com" in page
+    assert 'href="/accounts/2fa/totp/activate/"' not in page
+
+    response = client.post("/accounts/email/", {"email": "carol@example.com", "action_send": ""})
+    assert response.status_code == 302
+    assert [message.to for message in mailoutbox] == [["carol@example.com"]]
+
+    EmailAddress.objects.filter(user=carol).update(verified=True)
+    page = client.get("/accounts/2fa/").content.decode()
+    assert "Verify your email address first." not in page
+    assert 'href="/accounts/2fa/totp/activate/"' in page

@@ -164,7 +164,9 @@ def test_user_search_excludes_inactive_users(client_of, alice, make_user):
     assert client_of(alice).get("/api/users/", {"q": "bobby"}).json() == []
 
 
-def test_user_search_answers_contract_users_with_online(client_of, alice, bob):
+def test_user_search_answers_contract_users_with_status_and_online(client_of, alice, bob):
+    bob.status = "Building"
+    bob.save()
     presence_connect(bob.pk)
     found = client_of(alice).get("/api/users/").json()
     assert found == [
@@ -173,9 +175,17 @@ def test_user_search_answers_contract_users_with_online(client_of, alice, bob):
             "username": "alice",
             "display_name": "Alice Liddell",
             "avatar_url": alice.avatar_url,
+            "status": "",
             "online": False,
         },
-        {"id": bob.pk, "username": "bob", "display_name": "Bob Builder", "avatar_url": bob.avatar_url, "online": True},
+        {
+            "id": bob.pk,
+            "username": "bob",
+            "display_name": "Bob Builder",
+            "avatar_url": bob.avatar_url,
+            "status": "Building",
+            "online": True,
+        },
     ]
 
 
@@ -192,3 +202,47 @@ def test_user_search_refuses_long_queries_and_anonymous(client, client_of, alice
     response = client.get("/api/users/", {"q": "alice"})
     assert response.status_code == 401
     assert response.json()["error"] == "unauthorized"
+
+
+# One person's profile: /api/users/USERNAME/.
+
+
+def test_user_profile_answers_status_bio_and_presence(client_of, alice, bob):
+    bob.status, bob.bio = "Fixing it", "Can we fix it? Yes we can."
+    bob.save()
+    response = client_of(alice).get("/api/users/bob/")
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": bob.pk,
+        "username": "bob",
+        "display_name": "Bob Builder",
+        "avatar_url": bob.avatar_url,
+        "bio": "Can we fix it? Yes we can.",
+        "status": "Fixing it",
+        "online": False,
+        "last_seen": None,
+    }
+
+
+def test_user_profile_says_when_an_offline_user_was_last_seen(client_of, alice, bob):
+    from accounts.services import user_seen
+
+    user_seen(user_id=bob.pk)
+    bob.refresh_from_db()
+    answer = client_of(alice).get("/api/users/BOB/").json()
+    assert answer["online"] is False
+    assert answer["last_seen"] == bob.last_seen_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    presence_connect(bob.pk)
+    answer = client_of(alice).get("/api/users/bob/").json()
+    assert (answer["online"], answer["last_seen"]) == (True, None)
+
+
+def test_user_profile_is_404_for_unknown_and_banned_users(client, client_of, alice, make_user):
+    make_user("carol", is_active=False)
+    for name in ("nobody", "carol"):
+        response = client_of(alice).get(f"/api/users/{name}/")
+        assert response.status_code == 404
+        assert response.json() == {"error": "not_found", "detail": f"There is no user @{name}."}
+    assert client.get("/api/users/alice/").status_code == 401
+    assert client_of(alice).post("/api/users/alice/").status_code == 405

@@ -51,8 +51,10 @@ def message_texts(page):
     return page.locator("#messages .message .message-text")
 
 
-def test_chat_page_needs_sign_in_and_hands_its_data_to_the_script(client, client_of, alice):
-    assert client.get("/").status_code == 302
+def test_chat_page_is_for_the_signed_in_and_hands_its_data_to_the_script(client, client_of, alice):
+    landing = client.get("/")
+    assert landing.status_code == 200
+    assert b'id="chat-data"' not in landing.content and b"/accounts/signup/" in landing.content
 
     response = client_of(alice).get("/")
     assert response.status_code == 200
@@ -65,6 +67,8 @@ def test_chat_page_needs_sign_in_and_hands_its_data_to_the_script(client, client
             "message_max_length": settings.CHAT_MESSAGE_MAX_CHARS,
             "group_max_members": settings.CHAT_GROUP_MAX_MEMBERS,
             "history_page": 50,
+            "attachment_max_bytes": settings.ATTACHMENT_MAX_BYTES,
+            "attachment_max_seconds": settings.ATTACHMENT_MAX_SECONDS,
         },
     }
     # The strict CSP holds: every script is a file or inert JSON, and no element has a style attribute.
@@ -245,15 +249,18 @@ def test_group_members_panel_and_encrypted_direct_message(browser, live_url, ali
     # The members panel: an unknown username is refused, Carol is invited and removed again.
     page.get_by_role("button", name="Members").click()
     members = page.locator("#members-dialog")
-    members.get_by_label("Invite by username").fill("nobody-here")
+    members.get_by_label("Invite people").fill("nobody-here")
     members.get_by_role("button", name="Invite").click()
     expect(members.get_by_role("alert")).to_have_text("No such user: nobody-here.")
     # The browser itself logs the refused request; that one console error is expected.
     assert errors.pop().endswith("status of 404 (Not Found)")
-    members.get_by_label("Invite by username").fill("carol")
+    members.get_by_label("Invite people").fill("carol")
     members.get_by_role("button", name="Invite").click()
     expect(members.locator(".members-list")).to_contain_text("Carol Danvers")
+    members.get_by_label("Manage Carol Danvers").click()
     members.get_by_role("button", name="Remove Carol Danvers").click()
+    # Removing someone asks first.
+    page.locator("#confirm-dialog").get_by_role("button", name="Remove").click()
     expect(members.locator(".members-list")).not_to_contain_text("Carol Danvers")
     page.keyboard.press("Escape")
     expect(members).to_be_hidden()

@@ -179,6 +179,43 @@ def test_safety_numbers_and_files_match_across_sides(crypto_page):
     assert result["cut"] is None
 
 
+def test_padded_attachments_open_across_sides(crypto_page):
+    """Attachments as the app sends them: padded to a bucket, then encrypted (sealFile / seal_file)."""
+    sizes = [0, 1, 255, 256, 1000, 65_535, 65_536, 150_001, 25 * 1024 * 1024]
+    from_python = bytes((i * 13) % 256 for i in range(150_001))
+    python_file = e2e.seal_file(from_python)
+    result = crypto_page.evaluate(
+        """([sizes, pythonFile]) => {
+            const bytes = new Uint8Array(100003).map((_, i) => (i * 31) % 253);
+            const sealed = e2e.sealFile(bytes);
+            const opened = e2e.openFile(e2e.fromBase64(pythonFile.blob), pythonFile.key, pythonFile.header);
+            const unpadded = e2e.encryptFile(new Uint8Array([1, 2, 3]));
+            return {
+                buckets: sizes.map((size) => e2e.paddedSize(size)),
+                blob: e2e.toBase64(sealed.blob), key: sealed.key, header: sealed.header,
+                opened: opened && e2e.toBase64(opened),
+                refused: e2e.openFile(unpadded.blob, unpadded.key, unpadded.header),
+                tampered: e2e.openFile(e2e.fromBase64(pythonFile.tampered), pythonFile.key, pythonFile.header),
+            };
+        }""",
+        [
+            sizes,
+            {
+                **python_file,
+                "blob": e2e.b64encode(python_file["blob"]),
+                "tampered": flip_byte(e2e.b64encode(python_file["blob"]), 100),
+            },
+        ],
+    )
+    assert result["buckets"] == [e2e.padded_size(size) for size in sizes]
+    assert base64.b64decode(result["opened"]) == from_python
+    blob = base64.b64decode(result["blob"])
+    assert len(blob) == e2e.padded_size(100_003) + 17 * 2
+    assert e2e.open_file(blob, result["key"], result["header"]) == bytes((i * 31) % 253 for i in range(100_003))
+    assert result["refused"] is None
+    assert result["tampered"] is None
+
+
 def test_passphrase_strength_orders_passphrases(crypto_page):
     scores = crypto_page.evaluate(
         """(samples) => samples.map((text) => e2e.passphraseStrength(text))""",

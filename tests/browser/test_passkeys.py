@@ -71,7 +71,7 @@ def test_add_a_passkey_and_sign_in_with_it(passkey_page, alice, artifacts_dir):
     assert key.wrap().is_passwordless is True
 
     page.get_by_role("button", name="Log out").click()
-    expect(page.get_by_role("link", name="Log in")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Account").get_by_role("link", name="Log in")).to_be_visible()
 
     page.goto("/accounts/login/")
     page.get_by_role("button", name="Sign in with a passkey").click()

@@ -30,8 +30,9 @@ def test_sign_up_and_upload_profile_picture(page, live_url, artifacts_dir, djang
     expect(page.get_by_text("Your profile picture was updated.")).to_be_visible()
     header = page.locator("#header-avatar")
     assert header.get_attribute("src") != default_src
-    # The header shows the processed picture: it loads, and it is the square size we encode.
-    page.wait_for_function("() => document.querySelector('#header-avatar').complete")
+    # The header shows the processed picture: it loaded, and it is the square size we encode.
+    # (The new src starts loading only now; wait for it rather than read a half-loaded image.)
+    expect(header).to_have_js_property("complete", True)
     size = header.evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]")
     assert size == [True, 256, 256]
     page.screenshot(path=str(artifacts_dir / "profile-picture.png"), full_page=True)

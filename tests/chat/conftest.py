@@ -60,6 +60,11 @@ def make_direct(user, other):
     return conversation
 
 
+def user_messages(messages: list[dict]) -> list[dict]:
+    """Leave out the system lines (who joined, who left) from a list of message objects."""
+    return [message for message in messages if message["kind"] != "system"]
+
+
 def send(user, conversation, body, *, client_id=None):
     message, _ = services.message_send(
         sender=user, conversation_id=conversation.pk, client_id=client_id or f"c-{body}", body=body

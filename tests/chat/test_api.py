@@ -3,8 +3,8 @@
 import pytest
 
 from chat import services
-from chat.models import Conversation, Membership
-from tests.chat.conftest import make_channel, make_direct, make_group, send
+from chat.models import Conversation, Membership, Message
+from tests.chat.conftest import make_channel, make_direct, make_group, send, user_messages
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +26,8 @@ def test_anonymous_gets_json_401(client):
 
 
 def test_list_conversations_with_members_unread_and_last_message(alice, bob, carol, client_of):
+    bob.status = "Building"
+    bob.save(update_fields=["status"])
     group = make_group(alice, bob)
     channel = make_channel(carol, alice, name="news")
     first = send(bob, group, "one")
@@ -41,6 +43,7 @@ def test_list_conversations_with_members_unread_and_last_message(alice, bob, car
         "name": "Team",
         "topic": "",
         "encrypted": False,
+        "archived": False,
         "created_at": mine["created_at"],
         "members": [
             {
@@ -48,25 +51,33 @@ def test_list_conversations_with_members_unread_and_last_message(alice, bob, car
                 "username": "alice",
                 "display_name": "Alice Liddell",
                 "avatar_url": mine["members"][0]["avatar_url"],
+                "status": "",
                 "role": "owner",
                 "public_key": None,
+                "muted_until": None,
             },
             {
                 "id": bob.pk,
                 "username": "bob",
                 "display_name": "Bob Builder",
                 "avatar_url": mine["members"][1]["avatar_url"],
+                "status": "Building",
                 "role": "member",
                 "public_key": None,
+                "muted_until": None,
             },
         ],
         "role": "owner",
         "unread": 2,
         "mentions": 0,
         "last_message_id": own.pk,
+        "last_message": mine["last_message"],
         "muted": False,
     }
-    assert listing[1]["role"] == "member" and listing[1]["last_message_id"] is None
+    assert (mine["last_message"]["id"], mine["last_message"]["body"]) == (own.pk, "mine does not count")
+    # Bob's group has only the lines that say Bob created it and added Alice.
+    assert listing[1]["role"] == "member"
+    assert Message.objects.get(pk=listing[1]["last_message_id"]).system["event"] == "member.joined"
 
     services.read_mark(user=alice, conversation_id=group.pk, up_to=first.pk)
     assert client_of(alice).get("/api/conversations/").json()[0]["unread"] == 1
@@ -79,12 +90,13 @@ def test_conversation_list_and_history_take_fixed_queries(alice, bob, carol, cli
             send(bob, group, f"{name}{i}")
     client = client_of(alice)
     client.get("/api/me/")  # warm the session and user lookups
-    # Session, user, conversations, members: no query per conversation or member.
-    with django_assert_num_queries(4):
+    # Session, user, conversations, members, last messages: no query per conversation or member.
+    with django_assert_num_queries(5):
         assert len(client.get("/api/conversations/").json()) == 3
     # Session, user, membership check, messages with senders, their reactions: none per message.
     with django_assert_num_queries(5):
-        assert len(client.get(f"/api/conversations/{group.pk}/messages/").json()["messages"]) == 3
+        messages = client.get(f"/api/conversations/{group.pk}/messages/").json()["messages"]
+    assert len(user_messages(messages)) == 3 and len(messages) == 6
 
 
 def test_create_direct_twice_returns_the_same(alice, bob, client_of):
@@ -251,12 +263,12 @@ def test_owner_leaving_hands_over_to_an_admin(alice, bob, carol, client_of):
     assert dict(group.memberships.values_list("user__username", "role")) == {"bob": "member", "carol": "owner"}
 
 
-def test_roles_change_by_the_owner_only(alice, bob, carol, client_of):
+def test_roles_change_by_the_owner_and_admins_only(alice, bob, carol, client_of):
     group = make_group(alice, bob, carol)
     path = f"/api/conversations/{group.pk}/members/"
     patch = lambda client, who, body: client.patch(f"{path}{who}/", body, content_type="application/json")  # noqa: E731
     assert error_of(patch(client_of(bob), "carol", {"role": "admin"}), 403, "forbidden")
-    assert error_of(patch(client_of(alice), "carol", {"role": "owner"}), 400, "invalid")
+    assert error_of(patch(client_of(alice), "carol", {"role": "boss"}), 400, "invalid")
     assert error_of(patch(client_of(alice), "alice", {"role": "member"}), 403, "forbidden")
     assert error_of(patch(client_of(alice), "carol", {}), 400, "invalid")
     assert patch(client_of(alice), "carol", {"role": "admin"}).json()["members"][2]["role"] == "admin"
@@ -269,7 +281,11 @@ def test_dm_cannot_be_left(alice, bob, client_of):
 
 def test_history_paging(alice, bob, client_of, no_rate_limit):
     group = make_group(alice, bob)
-    ids = [send(alice, group, f"m{i}").pk for i in range(7)]
+    for i in range(5):
+        send(alice, group, f"m{i}")
+    # The lines that say who created the group and who was added page like any message.
+    ids = list(Message.objects.filter(conversation=group).order_by("id").values_list("id", flat=True))
+    assert len(ids) == 7
     client = client_of(bob)
     path = f"/api/conversations/{group.pk}/messages/"
 
@@ -294,13 +310,14 @@ def test_history_paging(alice, bob, client_of, no_rate_limit):
             "display_name": "Alice Liddell",
             "avatar_url": first["sender"]["avatar_url"],
         },
-        "client_id": "c-m6",
+        "client_id": "c-m4",
         "kind": "text",
         "created_at": first["created_at"],
         "edited_at": None,
         "deleted": False,
         "reply_to": None,
-        "body": "m6",
+        "attachment": None,
+        "body": "m4",
         "reactions": {},
     }
 
@@ -341,14 +358,22 @@ def test_encrypted_history_gives_own_key_and_hides_what_came_before_joining(alic
         keys=keys,
     )
     bob_view = client_of(bob).get(f"/api/conversations/{group.pk}/messages/").json()["messages"]
+    # The system lines (created, Bob added, Carol added) are plaintext, without ciphertext or key.
+    assert [m["system"]["event"] for m in bob_view if m["kind"] == "system"] == [
+        "created",
+        "member.added",
+        "member.added",
+    ]
+    assert all("key" not in m and "ciphertext" not in m for m in bob_view if m["kind"] == "system")
+    bob_view = user_messages(bob_view)
     assert [(m["id"], m["key"]) for m in bob_view] == [(before.pk, "QkJC"), (after.pk, "QkJC")]
     assert all("body" not in m for m in bob_view)
-    carol_view = client_of(carol).get(f"/api/conversations/{group.pk}/messages/").json()["messages"]
+    carol_view = user_messages(client_of(carol).get(f"/api/conversations/{group.pk}/messages/").json()["messages"])
     assert [(m["id"], m["key"]) for m in carol_view] == [(after.pk, "Q0ND")]
     assert client_of(carol).get("/api/conversations/").json()[0]["unread"] == 1
 
     services.message_delete(actor=alice, message_id=after.pk)
-    tombstone = client_of(carol).get(f"/api/conversations/{group.pk}/messages/").json()["messages"][0]
+    (tombstone,) = user_messages(client_of(carol).get(f"/api/conversations/{group.pk}/messages/").json()["messages"])
     assert (tombstone["deleted"], tombstone["ciphertext"], tombstone["nonce"], tombstone["key"]) == (
         True,
         None,
@@ -379,7 +404,9 @@ def test_one_conversation_and_mute(alice, bob, client_of):
     muted = client_of(bob).patch(path, {"muted": True}, content_type="application/json")
     assert muted.json()["muted"] is True
     assert client_of(alice).get(path).json()["muted"] is False
-    assert error_of(client_of(bob).patch(path, {"name": "x"}, content_type="application/json"), 400, "invalid")
+    # Renaming is for the owner and admins; unknown fields are refused.
+    assert error_of(client_of(bob).patch(path, {"name": "x"}, content_type="application/json"), 403, "forbidden")
+    assert error_of(client_of(bob).patch(path, {"color": "red"}, content_type="application/json"), 400, "invalid")
     assert error_of(client_of(bob).patch(path, {"muted": "yes"}, content_type="application/json"), 400, "invalid")
     make_user_group = make_group(alice)
     assert error_of(client_of(bob).get(f"/api/conversations/{make_user_group.pk}/"), 403, "not_member")

@@ -17,7 +17,17 @@ from accounts.models import User
 from chat import events, services
 from chat.consumers import ChatConsumer
 from chat.models import Message
-from tests.chat.conftest import Socket, communicator, db, make_channel, make_direct, make_group, send
+from chat.presence import users_online
+from tests.chat.conftest import (
+    Socket,
+    communicator,
+    db,
+    make_channel,
+    make_direct,
+    make_group,
+    send,
+    user_messages,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,8 +91,11 @@ async def test_hello_then_presence_on_first_open_and_last_close(alice, bob, caro
     await alice_tab1.close()
     # Alice's second tab keeps her online; carol shares nothing with bob and is not announced.
     await connect(carol)
+    assert (await db(User.objects.get)(pk=alice.pk)).last_seen_at is None
     await alice_tab2.close()
     assert await bob_socket.receive() == {"type": "presence", "user": alice.pk, "online": False}
+    # Her last socket closed: that is when she was last seen.
+    assert (await db(User.objects.get)(pk=alice.pk)).last_seen_at is not None
 
 
 async def test_send_acks_and_reaches_every_socket(alice, bob, connect):
@@ -123,7 +136,7 @@ async def test_duplicate_client_id_returns_first_ack_and_stores_nothing(alice, b
     assert (await bob_socket.receive_type("message.new"))["message"]["body"] == "once"
     # The resend produced no delivery: bob's next frame is the following message.
     assert (await bob_socket.receive_type("message.new"))["message"]["body"] == "next"
-    assert await db(Message.objects.count)() == 2
+    assert await db(Message.objects.exclude(kind="system").count)() == 2
 
 
 async def test_encrypted_message_carries_each_members_own_key(alice, bob, connect):
@@ -207,7 +220,10 @@ async def test_sync_pages_of_at_most_100(alice, bob, connect, no_rate_limit):
     group = await db(make_group)(alice, bob)
 
     def fill():
-        return [send(alice, group, f"m{i}").pk for i in range(103)]
+        # 101 sent after the lines that say who created the group and who was added.
+        for i in range(101):
+            send(alice, group, f"m{i}")
+        return list(Message.objects.filter(conversation=group).order_by("id").values_list("id", flat=True))
 
     ids = await db(fill)()
     socket = await connect(bob)
@@ -227,7 +243,7 @@ async def test_socket_resends_what_the_channel_layer_dropped(alice, bob, connect
     group = await db(make_group)(alice, bob)
     socket = await connect(bob)
     await socket.send({"type": "sync", "conversation": group.pk, "after": 0})
-    assert (await socket.receive_type("sync.result"))["messages"] == []
+    assert user_messages((await socket.receive_type("sync.result"))["messages"]) == []
 
     def lost_then_sent():
         # Stored without a broadcast, as if the layer had dropped its event.
@@ -246,7 +262,7 @@ async def test_live_event_for_a_synced_message_is_not_repeated(alice, bob, conne
     await socket.barrier()
     await socket.send({"type": "sync", "conversation": group.pk, "after": 0})
     synced = await socket.receive_type("sync.result")
-    assert [m["id"] for m in synced["messages"]] == [first.pk]
+    assert [m["id"] for m in user_messages(synced["messages"])] == [first.pk]
     # The layer delivers the same message late (e.g. an event queued behind the sync).
     message = {"id": first.pk, "conversation": group.pk}
     late = {
@@ -304,7 +320,7 @@ async def test_read_is_stored_and_relayed(alice, bob, connect):
         ('{"type": "message.send", "conversation": 1, "client_id": 5, "body": "x"}', "client_id"),
         ('{"type": "message.send", "conversation": 1, "client_id": "c", "body": ["x"]}', "body"),
         ('{"type": "message.send", "conversation": 1, "client_id": "c", "keys": "k"}', "keys"),
-        ('{"type": "message.send", "conversation": 1, "client_id": "c", "body": "x", "attachment": 3}', "attach"),
+        ('{"type": "message.send", "conversation": 1, "client_id": "c", "body": "x", "attachment": "3"}', "attachment"),
     ],
 )
 async def test_malformed_frames_get_invalid_and_socket_keeps_working(alice, connect, raw, detail_word):
@@ -349,7 +365,7 @@ async def test_non_member_refused_on_every_frame(alice, bob, connect):
     await socket.send({**frames[0], "conversation": 10**9})
     error = await socket.receive_type("error")
     assert (error["code"], error["client_id"]) == ("not_found", "n1")
-    assert await db(Message.objects.count)() == 0
+    assert await db(Message.objects.exclude(kind="system").count)() == 0
 
 
 async def test_joining_elsewhere_counts_before_the_event_arrives(alice, bob, connect):
@@ -406,7 +422,12 @@ async def test_invited_member_joins_live(alice, bob, carol, connect):
     updated = (await alice_socket.receive_type("conversation.updated"))["conversation"]
     assert [m["username"] for m in updated["members"]] == ["alice", "bob", "carol"]
 
+    line = (await alice_socket.receive_type("message.new"))["message"]
+    assert (line["kind"], line["system"]["event"], line["system"]["user"]) == ("system", "member.added", carol.pk)
+
     await alice_socket.send({"type": "message.send", "conversation": group.pk, "client_id": "w", "body": "welcome"})
+    # Carol gets the line that she was added (live, or resent before what follows it), then the message.
+    assert (await carol_socket.receive_type("message.new"))["message"]["id"] == line["id"]
     assert (await carol_socket.receive_type("message.new"))["message"]["body"] == "welcome"
 
 
@@ -422,6 +443,7 @@ async def test_joining_shares_presence_both_ways(alice, bob, carol, connect):
     await carol_socket.receive_type("conversation.added")
     assert await carol_socket.receive() == {"type": "presence", "user": alice.pk, "online": True}
     await alice_socket.receive_type("conversation.updated")
+    assert (await alice_socket.receive_type("message.new"))["message"]["kind"] == "system"
     assert await alice_socket.receive() == {"type": "presence", "user": carol.pk, "online": True}
     # Bob is offline: nobody is told he is online.
     await carol_socket.barrier()
@@ -437,7 +459,7 @@ async def test_rate_limit(alice, bob, connect, settings):
     errors = [frame for frame in frames if frame["type"] == "error"]
     assert [(e["code"], e["client_id"]) for e in errors] == [("rate_limited", "r3")]
     assert errors[0]["retry_after"] >= 1
-    assert await db(Message.objects.count)() == 2
+    assert await db(Message.objects.exclude(kind="system").count)() == 2
 
 
 async def test_ban_closes_open_socket(alice, bob, connect):
@@ -454,7 +476,37 @@ async def test_key_change_is_announced_to_encrypted_conversations(alice, bob, co
     bob_socket = await connect(bob)
     await db(user_key_changed.send)(sender=User, user_id=alice.pk, public_key=b64(32), previous_public_key=b64(32, 1))
     frame = await bob_socket.receive_type("key.changed")
-    assert frame == {"type": "key.changed", "conversation": direct.pk, "user": alice.pk, "public_key": b64(32)}
+    assert frame == {
+        "type": "key.changed",
+        "conversation": direct.pk,
+        "user": alice.pk,
+        "public_key": b64(32),
+        "first": False,
+    }
+
+
+async def test_first_key_setup_is_announced_and_a_ban_shows_offline_everywhere(alice, bob, client_of, connect):
+    from tests.crypto.test_keys_api import backup_body
+
+    direct = await db(make_direct)(alice, bob)
+    bob_socket = await connect(bob)
+    bob_socket.skip = set()
+    alice_socket = await connect(alice)
+    assert await bob_socket.receive() == {"type": "presence", "user": alice.pk, "online": True}
+    body = backup_body()
+
+    def set_up_key():
+        return client_of(alice).put("/api/keys/", json.dumps(body), content_type="application/json").status_code
+
+    assert await db(set_up_key)() == 200
+    frame = await bob_socket.receive_type("key.changed")
+    assert (frame["user"], frame["public_key"], frame["first"]) == (alice.pk, body["public_key"], True)
+    assert frame["conversation"] == direct.pk
+
+    await db(accounts_services.user_ban)(user=alice)
+    assert await alice_socket.closed_with() == 4403
+    assert await bob_socket.receive() == {"type": "presence", "user": alice.pk, "online": False}
+    assert await db(users_online)([alice.pk]) == set()
 
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs the Redis channel layer")
@@ -476,5 +528,7 @@ async def test_concurrent_senders_are_delivered_in_id_order(alice, bob, carol, m
 
     await asyncio.gather(*(asyncio.to_thread(sender, user) for user in (alice, carol, dave)))
     delivered = [(await socket.receive_type("message.new"))["message"]["id"] for _ in range(24)]
-    stored = await db(lambda: list(Message.objects.filter(conversation=group).values_list("id", flat=True)))()
+    stored = await db(
+        lambda: list(Message.objects.filter(conversation=group, kind="text").values_list("id", flat=True))
+    )()
     assert delivered == sorted(stored)

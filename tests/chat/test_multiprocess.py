@@ -71,6 +71,8 @@ async def test_removal_on_one_process_and_ban_cut_sockets_on_the_other(servers, 
     await alice_socket.send({"type": "message.send", "conversation": control.pk, "client_id": "m", "body": "marker"})
     # Carol on the same process as bob gets both; bob's next message is the marker.
     assert (await carol_socket.receive_type("conversation.updated"))["conversation"]["id"] == group.pk
+    line = (await carol_socket.receive_type("message.new"))["message"]
+    assert (line["system"]["event"], line["system"]["user"]) == ("member.removed", bob.pk)
     assert (await carol_socket.receive_type("message.new"))["message"]["body"] == "secret"
     assert (await bob_socket.receive_type("message.new"))["message"]["body"] == "marker"
 

@@ -7,7 +7,7 @@ import pytest
 from chat import services
 from chat.models import Conversation, Message, Reaction
 from chatterbox.errors import Invalid, NotFound
-from tests.chat.conftest import db, make_channel, make_group, send
+from tests.chat.conftest import db, make_channel, make_group, send, user_messages
 
 
 def b64(size: int, fill: int = 1) -> str:
@@ -27,12 +27,12 @@ def test_add_remove_and_idempotent(alice, bob, client_of):
     assert services.reaction_set(user=alice, message_id=message.pk, emoji="👍", on=True) is True
     assert services.reaction_set(user=alice, message_id=message.pk, emoji="🎉", on=True) is True
     assert Reaction.objects.count() == 3
-    history = client_of(bob).get(f"/api/conversations/{channel.pk}/messages/").json()["messages"]
+    history = user_messages(client_of(bob).get(f"/api/conversations/{channel.pk}/messages/").json()["messages"])
     assert history[0]["reactions"] == {"👍": [bob.pk, alice.pk], "🎉": [alice.pk]}
 
     assert services.reaction_set(user=bob, message_id=message.pk, emoji="👍", on=False) is True
     assert services.reaction_set(user=bob, message_id=message.pk, emoji="👍", on=False) is False
-    history = client_of(bob).get(f"/api/conversations/{channel.pk}/messages/").json()["messages"]
+    history = user_messages(client_of(bob).get(f"/api/conversations/{channel.pk}/messages/").json()["messages"])
     assert history[0]["reactions"] == {"👍": [alice.pk], "🎉": [alice.pk]}
 
 
@@ -69,7 +69,7 @@ def test_encrypted_reactions_are_messages_the_server_cannot_read(alice, bob, cli
     assert created and reaction.kind == "reaction" and reaction.body == ""
     # Nothing outside the ciphertext says which message or which emoji.
     assert reaction.reply_to_id is None and not Reaction.objects.exists()
-    history = client_of(alice).get(f"/api/conversations/{group.pk}/messages/").json()["messages"]
+    history = user_messages(client_of(alice).get(f"/api/conversations/{group.pk}/messages/").json()["messages"])
     assert [m["kind"] for m in history] == ["text", "reaction"]
     assert "reactions" not in history[0] and "body" not in history[1]
     # A reaction does not count as unread.

@@ -10,7 +10,7 @@ from accounts.services import user_ban
 from chat import services
 from chat.models import Conversation, Message, MessageKey
 from chatterbox.errors import Forbidden, Invalid, NotFound, NotMember, RateLimited, TooLarge
-from tests.chat.conftest import make_channel, make_direct, make_group, send
+from tests.chat.conftest import make_channel, make_direct, make_group, send, user_messages
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +45,7 @@ def test_duplicate_client_id_stores_nothing(alice, bob):
     # A resend aimed at another conversation is still the first message.
     channel = make_channel(alice)
     assert services.message_send(sender=alice, conversation_id=channel.pk, client_id="x", body="3")[0].pk == first.pk
-    assert Message.objects.count() == 2
+    assert Message.objects.exclude(kind="system").count() == 2
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ def test_plaintext_body_checks(alice, client_id, body, error):
     group = make_group(alice)
     with pytest.raises(error):
         services.message_send(sender=alice, conversation_id=group.pk, client_id=client_id, body=body)
-    assert Message.objects.count() == 0
+    assert Message.objects.exclude(kind="system").count() == 0
 
 
 def test_body_limit_follows_settings(alice, settings):
@@ -80,7 +80,7 @@ def test_rate_limit_default_and_off(alice, settings):
     with pytest.raises(RateLimited) as refused:
         send(alice, group, "one too many")
     assert refused.value.extra["retry_after"] >= 1
-    assert Message.objects.count() == 20
+    assert Message.objects.exclude(kind="system").count() == 20
     settings.CHAT_RATE_LIMIT = "off"
     send(alice, group, "unlimited")
     settings.CHAT_RATE_LIMIT = "twenty"
@@ -112,7 +112,7 @@ def test_rate_limit_window_cannot_be_straddled(alice, monkeypatch, settings):
     # Waiting as told is enough, because the refused message was not counted.
     clock["now"] = 6000 + 31
     send(alice, group, "c")
-    assert Message.objects.count() == 3
+    assert Message.objects.exclude(kind="system").count() == 3
 
 
 def test_non_member_and_banned_cannot_send(alice, bob):
@@ -148,7 +148,7 @@ def test_encrypted_content_checks(alice, bob, overrides, error, field):
     with pytest.raises(error) as refused:
         encrypted_send(alice, direct, alice, bob, **overrides)
     assert refused.value.extra.get("field") == field
-    assert Message.objects.count() == 0
+    assert Message.objects.exclude(kind="system").count() == 0
 
 
 def test_keys_must_cover_exactly_the_members(alice, bob, carol):
@@ -231,7 +231,9 @@ def test_new_member_starts_with_nothing_unread(alice, bob):
     (row,) = Conversation.objects.for_user(bob)
     assert row.unread == 1
     # A public channel's history is open to members who joined later.
-    assert len(services.history_page(user=bob, conversation_id=channel.pk)[0]) == 4
+    page = services.history_page(user=bob, conversation_id=channel.pk)[0]
+    assert len(user_messages(page)) == 4
+    assert [m["system"]["event"] for m in page if m["kind"] == "system"] == ["created", "member.joined"]
 
 
 def test_group_size_limit(alice, bob, carol, settings):

@@ -227,3 +227,26 @@ def test_file_tampering_truncation_and_extension_fail():
     assert e2e.decrypt_file(blob + b"more", key, header) is None
     assert e2e.decrypt_file(blob, e2e.encrypt_file(b"")["key"], header) is None
     assert e2e.decrypt_file(blob, key, "bad header") is None
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 256, 1000, 65_535, 65_536, 200_001])
+def test_sealed_files_are_padded_to_a_bucket_and_open(size):
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    sealed = e2e.seal_file(data)
+    padded = e2e.padded_size(size)
+    assert padded > size and padded <= max(256, size * 1.13)
+    chunks = padded // e2e.FILE_CHUNK_BYTES + (1 if padded % e2e.FILE_CHUNK_BYTES else 0)
+    assert len(sealed["blob"]) == padded + 17 * max(chunks, 1)
+    assert e2e.open_file(sealed["blob"], sealed["key"], sealed["header"]) == data
+
+
+def test_files_of_nearby_sizes_give_blobs_of_one_size():
+    sizes = {len(e2e.seal_file(b"x" * size)["blob"]) for size in range(200_800, 204_700, 300)}
+    assert len(sizes) == 1
+
+
+def test_malformed_padding_is_refused():
+    assert e2e.unpad_file(b"abc\x00\x00") is None
+    assert e2e.unpad_file(b"") is None
+    unpadded = e2e.encrypt_file(b"no padding here")
+    assert e2e.open_file(unpadded["blob"], unpadded["key"], unpadded["header"]) is None

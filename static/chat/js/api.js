@@ -8,7 +8,7 @@ export class ApiError extends Error {
   }
 }
 
-function csrfToken() {
+export function csrfToken() {
   const cookie = document.cookie.split("; ").find((part) => part.startsWith("csrftoken="));
   if (cookie) return decodeURIComponent(cookie.slice("csrftoken=".length));
   return document.querySelector("input[name=csrfmiddlewaretoken]")?.value ?? "";
@@ -42,6 +42,7 @@ export const api = {
   conversations: () => request("GET", "/api/conversations/"),
   channels: () => request("GET", "/api/channels/"),
   users: (query) => request("GET", `/api/users/?q=${encodeURIComponent(query)}`),
+  user: (username) => request("GET", `/api/users/${encodeURIComponent(username)}/`),
   startDirect: (username) => request("POST", "/api/conversations/", { kind: "direct", members: [username] }),
   conversation: (id) => request("GET", `${conversationPath(id)}/`),
   createGroup: (name, usernames, encrypted = true) =>
@@ -50,7 +51,15 @@ export const api = {
   join: (id) => request("POST", `${conversationPath(id)}/join/`),
   setMuted: (id, muted) => request("PATCH", `${conversationPath(id)}/`, { muted }),
   invite: (id, username) => request("POST", `${conversationPath(id)}/members/`, { username }),
+  setRole: (id, username, role) => request("PATCH", `${conversationPath(id)}/members/${encodeURIComponent(username)}/`, { role }),
+  muteMember: (id, username, mutedUntil) =>
+    request("PATCH", `${conversationPath(id)}/members/${encodeURIComponent(username)}/`, { muted_until: mutedUntil }),
+  updateConversation: (id, fields) => request("PATCH", `${conversationPath(id)}/`, fields),
   removeMember: (id, username) => request("DELETE", `${conversationPath(id)}/members/${encodeURIComponent(username)}/`),
+  blocks: () => request("GET", "/api/blocks/"),
+  block: (username) => request("POST", "/api/blocks/", { username }),
+  unblock: (username) => request("DELETE", `/api/blocks/${encodeURIComponent(username)}/`),
+  report: (fields) => request("POST", "/api/reports/", fields),
   ownKey: () => request("GET", "/api/keys/"),
   putKey: (backup) => request("PUT", "/api/keys/", backup),
   publicKey: (username) => request("GET", `/api/keys/${encodeURIComponent(username)}/`),

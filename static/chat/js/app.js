@@ -1,17 +1,24 @@
 // The chat page: wires the socket and the HTTP API to the store and the view modules.
 
 import { api } from "./api.js";
+import { attachmentSummary, releaseAttachment, useLightbox } from "./attachment-view.js";
+import { AttachmentComposer } from "./attachments.js";
 import { ConversationList } from "./conversation-list.js";
 import { NewConversationDialog, confirmAction } from "./dialogs.js";
 import { displayName } from "./dom.js";
 import { KeyDialog, SafetyDialog } from "./key-dialogs.js";
 import { KeyRing } from "./keyring.js";
+import { Lightbox } from "./lightbox.js";
 import { plainText } from "./markdown.js";
 import { MessagePane } from "./message-pane.js";
+import { RovingList } from "./message-keyboard.js";
 import { Notifier, notificationPrivacy, setNotificationPrivacy } from "./notifications.js";
 import { MembersDialog, OnlineList } from "./people.js";
 import { MentionAutocomplete, mentionedIds, mentionsMe } from "./mentions.js";
+import { ProfileCard } from "./profile-card.js";
 import { ReactionPicker, applyReaction } from "./reactions.js";
+import { Recorder } from "./recorder.js";
+import { ReportDialog } from "./report-dialog.js";
 import { SearchDialog } from "./search.js";
 import { QuickSwitcher } from "./switcher.js";
 import { LocalSearch } from "./search-index.js";
@@ -32,6 +39,7 @@ const limits = pageData.limits ?? {};
 const store = new ChatStore(pageData.user);
 const socket = new ChatSocket({ path: pageData.ws_path });
 const keys = new KeyRing({ me: pageData.user, serverPublicKey: e2eData.public_key, kdfLimits: e2eData.kdf_limits });
+store.downgradeCheck = (conversation) => keys.checkConversation(conversation);
 const appRoot = $("chat-app");
 let everConnected = false;
 let noticeTimer = null;
@@ -48,7 +56,9 @@ const actions = {
   loadOlder: (id) => loadHistory(id, { older: store.log(id).historyLoaded }),
   typing: (id) => socket.typing(id),
 
-  send(conversationId, body, replyTo) {
+  /** Send text, or an uploaded attachment ({server: its object, secret: what the encrypted content carries}). */
+  send(conversationId, body, replyTo, attachment = null) {
+    if (refuseDowngraded(conversationId) || store.accountDisabled) return;
     const local = {
       id: null,
       client_id: crypto.randomUUID(),
@@ -59,29 +69,27 @@ const actions = {
     };
     if (store.conversations.get(conversationId)?.encrypted) {
       // Shown at once as "Sending…"; sealing may first wait for the members' keys.
-      store.log(conversationId).pending.set(local.client_id, { ...local, decrypted: { status: "ok", text: body } });
+      const decrypted = { status: "ok", text: body, attachment: attachment?.secret ?? null };
+      store.log(conversationId).pending.set(local.client_id, { ...local, attachment: attachment?.server ?? null, decrypted });
       sendEncrypted(local.client_id, conversationId);
     } else {
       const fields = replyTo ? { body, reply_to: replyTo } : { body };
+      if (attachment) fields.attachment = attachment.server.id;
       socket.sendMessage(conversationId, fields, local.client_id);
-      store.log(conversationId).pending.set(local.client_id, { ...local, ...fields });
+      store.log(conversationId).pending.set(local.client_id, { ...local, ...fields, attachment: attachment?.server ?? null });
     }
     pane.render({ toBottom: true });
   },
 
   retry(message) {
+    if (refuseDowngraded(message.conversation) || store.accountDisabled) return;
     store.log(message.conversation).pending.set(message.client_id, { ...message, failed: null, retried: false });
-    if (message.decrypted) {
-      sendEncrypted(message.client_id, message.conversation);
-    } else {
-      const frame = { type: "message.send", conversation: message.conversation, client_id: message.client_id, body: message.body };
-      if (message.reply_to) frame.reply_to = message.reply_to;
-      socket.resend(message.client_id, frame);
-    }
+    resendPending(message);
     pane.render();
   },
 
   async edit(message, body) {
+    if (refuseDowngraded(message.conversation)) return;
     const conversation = store.conversations.get(message.conversation);
     if (conversation?.encrypted) {
       const tag = crypto.randomUUID();
@@ -135,6 +143,18 @@ const actions = {
     if (!PHONE_QUERY.matches) $("composer-input").focus();
   },
 
+  report: (message) => reportDialog.open(message),
+
+  async sendReport(fields, alsoBlock) {
+    await api.report(fields);
+    if (alsoBlock) {
+      await api.block(alsoBlock.username);
+      store.blocked.add(alsoBlock.id);
+      pane.render();
+    }
+    notice(alsoBlock ? `Thank you. The moderators will look at it, and you blocked ${displayName(alsoBlock)}.` : "Thank you. The moderators will look at it.");
+  },
+
   // These return the conversation's id; the dialog closes, then opens it (so focus lands there).
   startDirect: async (username) => adopt(await api.startDirect(username)),
   createGroup: async (name, usernames, encrypted) => adopt(await api.createGroup(name, usernames, encrypted)),
@@ -147,9 +167,40 @@ const actions = {
   },
 
   async removeMember(conversation, member) {
+    const name = displayName(member);
+    const yes = await confirmAction($("confirm-dialog"), {
+      title: `Remove ${name}?`,
+      text: `${name} leaves ${store.title(conversation)} and stops receiving its messages. Everyone in it sees that you removed them.`,
+      confirm: "Remove",
+    });
+    if (!yes) return;
     await api.removeMember(conversation.id, member.username);
     // The socket's conversation.updated says the same; do not wait for it.
     conversation.members = conversation.members.filter((other) => other.id !== member.id);
+    renderAll();
+  },
+
+  async setRole(conversation, member, role) {
+    store.putConversation(await api.setRole(conversation.id, member.username, role));
+    renderAll();
+  },
+
+  async transfer(conversation, member) {
+    const yes = await confirmAction($("confirm-dialog"), {
+      title: `Make ${displayName(member)} the owner?`,
+      text: `${displayName(member)} becomes the owner of ${store.title(conversation)} and you become an admin. Only the new owner can undo this.`,
+      confirm: "Hand over ownership",
+    });
+    if (yes) await actions.setRole(conversation, member, "owner");
+  },
+
+  async mute(conversation, member, until) {
+    store.putConversation(await api.muteMember(conversation.id, member.username, until));
+    renderAll();
+  },
+
+  async update(conversation, fields) {
+    store.putConversation(await api.updateConversation(conversation.id, fields));
     renderAll();
   },
 
@@ -197,15 +248,58 @@ const pane = new MessagePane({
     replyCancel: $("reply-cancel"),
   },
 });
+const attachments = new AttachmentComposer({
+  store,
+  keys,
+  actions,
+  limits,
+  elements: {
+    attachButton: $("attach-button"),
+    fileInput: $("file-input"),
+    input: $("composer-input"),
+    dropZone: $("pane-body"),
+    queue: $("upload-queue"),
+    showError: (text) => pane.showComposerError(text),
+  },
+});
+new Recorder({
+  limits,
+  canStart: () => attachments.writable(),
+  onRecorded: (file, options) => attachments.addFiles([file], options),
+  onError: (text) => pane.showComposerError(text),
+  elements: {
+    voiceButton: $("voice-button"),
+    videoButton: $("video-button"),
+    panel: $("recorder"),
+    preview: $("recorder-preview"),
+    review: $("recorder-review"),
+    status: $("recorder-status"),
+    timer: $("recorder-timer"),
+    cancel: $("recorder-cancel"),
+    stop: $("recorder-stop"),
+    send: $("recorder-send"),
+  },
+});
+useLightbox(new Lightbox($("lightbox")));
 const online = new OnlineList({ store, list: $("online-list"), heading: $("online-heading") });
 const members = new MembersDialog({
   store,
   keys,
   dialog: $("members-dialog"),
-  actions: { invite: actions.invite, remove: actions.removeMember, leave: actions.leave, safety: actions.safety },
+  actions: {
+    invite: actions.invite,
+    remove: actions.removeMember,
+    leave: actions.leave,
+    safety: actions.safety,
+    setRole: actions.setRole,
+    transfer: actions.transfer,
+    mute: actions.mute,
+    update: actions.update,
+  },
 });
 const keyDialog = new KeyDialog({ dialog: $("key-dialog"), keys, onDone: (text) => notice(text) });
 const safetyDialog = new SafetyDialog({ dialog: $("safety-dialog"), keys });
+const reportDialog = new ReportDialog({ dialog: $("report-dialog"), keys, actions: { report: actions.sendReport } });
 const newConversation = new NewConversationDialog({ store, dialog: $("new-conversation-dialog"), actions, limits });
 const picker = new ReactionPicker();
 const switcher = new QuickSwitcher({
@@ -217,6 +311,15 @@ const switcher = new QuickSwitcher({
 const mentionAutocomplete = new MentionAutocomplete({ input: $("composer-input"), list: $("mention-list"), store });
 const localSearch = new LocalSearch({ me: store.me, keys, chat: store });
 const searchDialog = new SearchDialog({ store, dialog: $("search-dialog"), onJump: actions.jump, localSearch });
+new ProfileCard({
+  store,
+  keys,
+  dialog: $("profile-dialog"),
+  actions: { startDirect: actions.startDirect, open: actions.open, safety: actions.safety },
+});
+// The history and the online list are one Tab stop each; arrow keys move inside them.
+new RovingList($("messages"), { items: "li.message, li.system-message", startAtEnd: true });
+new RovingList($("online-list"), { items: ".person-button" });
 const notifier = new Notifier({ store, button: $("notifications-button"), onOpen: actions.open });
 
 $("new-conversation").addEventListener("click", () => newConversation.open());
@@ -249,6 +352,7 @@ $("reconnect-button").addEventListener("click", () => socket.reconnectNow());
 async function refreshConversations() {
   const known = new Set(store.conversations.keys());
   store.setConversations(await api.conversations());
+  for (const conversation of store.conversations.values()) revealLast(conversation);
   for (const id of known) if (!store.conversations.has(id)) socket.untrack(id);
   for (const conversation of store.conversations.values()) socket.track(conversation.id, conversation.last_message_id);
   learnMembers(...store.conversations.values());
@@ -259,14 +363,14 @@ async function refreshConversations() {
 
 /** Refresh one conversation (its members above all), e.g. when the server says they changed. */
 async function refreshConversation(id) {
-  const conversation = store.putConversation(await api.conversation(id));
+  const conversation = revealLast(store.putConversation(await api.conversation(id)));
   await keys.learn(conversation.members);
   renderAll();
   return conversation;
 }
 
 function adopt(conversation) {
-  store.putConversation(conversation);
+  revealLast(store.putConversation(conversation));
   socket.track(conversation.id, conversation.last_message_id);
   learnMembers(conversation);
   list.render();
@@ -281,6 +385,7 @@ function openConversation(id, { showUnread = true } = {}) {
   history.replaceState(null, "", `#conversation-${id}`);
   pane.show();
   $("notify-level").value = store.conversations.get(id).muted ? "mentions" : "all";
+  attachments.render();
   list.render();
   online.render();
   const log = store.log(id);
@@ -401,8 +506,22 @@ function renderAll() {
 
 // End-to-end encryption
 
+/** True (and says so) when the server calls a conversation pinned as encrypted plaintext now. */
+function refuseDowngraded(conversationId) {
+  if (!store.conversations.get(conversationId)?.downgraded) return false;
+  notice("Not sent: this conversation was end-to-end encrypted, and the server now says it is not.");
+  return true;
+}
+
 /** Decrypt a message from the server (if it is encrypted) for the store. */
 function reveal(incoming) {
+  const conversation = store.conversations.get(incoming.conversation);
+  const mustBeSealed = conversation?.downgraded || (conversation?.encrypted && typeof incoming.body === "string");
+  if (mustBeSealed && incoming.kind !== "system" && !incoming.deleted) {
+    // A plaintext body where there must be ciphertext: what the server says, not what was sent.
+    const { body, ...rest } = withSender(incoming);
+    return { ...rest, decrypted: { status: "failed" } };
+  }
   const message = keys.reveal(withSender(incoming));
   if (message.decrypted?.status === "unknown") {
     // A sender who left: their key is not among the members'. Members' keys are on their way.
@@ -412,6 +531,46 @@ function reveal(incoming) {
     }
   }
   return message;
+}
+
+/** Send a pending message again under its own client_id (sealed anew if encrypted). */
+function resendPending(message) {
+  if (message.decrypted) {
+    sendEncrypted(message.client_id, message.conversation);
+  } else {
+    const frame = { type: "message.send", conversation: message.conversation, client_id: message.client_id, body: message.body };
+    if (message.reply_to) frame.reply_to = message.reply_to;
+    if (message.attachment) frame.attachment = message.attachment.id;
+    socket.resend(message.client_id, frame);
+  }
+}
+
+/**
+ * A message refused for the rate limit stays "Sending…" and goes again once the window allows.
+ * When a timer fires, every waiting message of the conversation goes, in the order written,
+ * so that a shorter wait for a later message cannot overtake an earlier one.
+ */
+function retryWhenAllowed(conversationId, clientId, retryAfter) {
+  const log = store.log(conversationId);
+  const pending = log.pending.get(clientId);
+  if (!pending) return;
+  log.pending.set(clientId, { ...pending, rateLimited: true });
+  const seconds = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : 1;
+  setTimeout(() => {
+    if (store.accountDisabled || refuseDowngraded(conversationId)) return;
+    for (const [id, waiting] of log.pending) {
+      if (!waiting.rateLimited || waiting.failed) continue;
+      const { rateLimited, ...message } = waiting;
+      log.pending.set(id, message);
+      resendPending(message);
+    }
+  }, seconds * 1000);
+}
+
+/** Decrypt the conversation's last message for the sidebar (the server sends it as stored). */
+function revealLast(conversation) {
+  if (conversation.last_message) conversation.last_message = reveal(conversation.last_message);
+  return conversation;
 }
 
 /** Decrypt again what is held, after a key was unlocked, pinned or accepted. */
@@ -439,10 +598,12 @@ async function sendEncrypted(clientId, conversationId) {
     log.pending.set(clientId, { ...pending, failed: why });
   } else {
     const conversation = store.conversations.get(conversationId);
-    const text = pending.decrypted.text;
+    const { text, attachment } = pending.decrypted;
     // The mention list travels inside the ciphertext: only members' browsers learn who was named.
-    const fields = keys.sealContent(conversation, clientId, { text, mentions: mentionedIds(text, conversation, store.me) });
+    const content = { text, mentions: mentionedIds(text, conversation, store.me), ...(attachment ? { attachment } : {}) };
+    const fields = keys.sealContent(conversation, clientId, content);
     if (pending.reply_to) fields.reply_to = pending.reply_to;
+    if (pending.attachment) fields.attachment = pending.attachment.id;
     socket.resend(clientId, { type: "message.send", conversation: conversationId, client_id: clientId, ...fields });
   }
   if (conversationId === store.activeId) pane.render();
@@ -457,7 +618,8 @@ async function editEncrypted(tag) {
     return;
   }
   // Sealed under the message's own client_id: readers check it against the message.
-  const fields = keys.seal(store.conversations.get(message.conversation), message.client_id, body);
+  // The attachment's secrets go along, or the edit would take the file away from its readers.
+  const fields = keys.seal(store.conversations.get(message.conversation), message.client_id, body, message.decrypted?.attachment ?? null);
   if (!socket.editMessage(message.id, { ...fields, client_id: tag })) {
     edits.delete(tag);
     notice("You are offline; the edit was not sent. Try again once reconnected.");
@@ -532,6 +694,22 @@ socket.addEventListener("status", ({ detail }) => {
   }
 });
 
+// Banned (the socket closed with 4403): nothing more can be sent from this page.
+socket.addEventListener("status", ({ detail }) => {
+  if (detail.state === "disabled") accountDisabled();
+});
+
+function accountDisabled() {
+  store.accountDisabled = true;
+  for (const log of store.logs.values()) {
+    for (const [clientId, pending] of log.pending) log.pending.set(clientId, { ...pending, failed: "This account was disabled." });
+  }
+  $("connection-text").textContent = "This account was disabled.";
+  $("login-link").hidden = false;
+  renderAll();
+  pane.render();
+}
+
 socket.addEventListener("hello", ({ detail }) => {
   store.online = new Set([store.me.id, ...(detail.online ?? [])]);
   const unknown = (detail.conversations ?? []).some((id) => !store.conversations.has(id));
@@ -550,7 +728,9 @@ socket.addEventListener("message", ({ detail }) => {
     return;
   }
   const isNew = remember(message);
-  const fromOthers = message.sender.id !== store.me.id && message.kind !== "reaction";
+  // A system line (who joined, who left) is news for the history, not a notification; an
+  // encrypted reaction is folded into its target.
+  const fromOthers = message.kind !== "system" && message.kind !== "reaction" && message.sender.id !== store.me.id;
   if (message.conversation === store.activeId) {
     pane.render({ appended: true });
     pane.renderTyping();
@@ -590,6 +770,7 @@ socket.addEventListener("deleted", ({ detail }) => {
   const message = log.byId.get(detail.id);
   if (message) log.byId.set(detail.id, { ...message, deleted: true, body: "" });
   if (message) localSearch.index({ ...message, deleted: true }).catch(() => {});
+  if (message?.attachment) releaseAttachment(message.attachment.id);
   const conversation = store.conversations.get(detail.conversation);
   if (conversation?.last_message?.id === detail.id) conversation.last_message = { ...conversation.last_message, deleted: true };
   if (detail.conversation === store.activeId) pane.render();
@@ -647,6 +828,11 @@ socket.addEventListener("key-changed", ({ detail }) => {
   keys.learn([{ id: detail.user, public_key: detail.public_key }]).catch((error) => notice(error.message));
 });
 
+socket.addEventListener("report-handled", ({ detail: { report } }) => {
+  const outcome = report.status === "dismissed" ? "dismissed" : "acted on";
+  notice(`The moderators ${outcome} your report. ${report.resolution}`);
+});
+
 socket.addEventListener("conversation-removed", ({ detail }) => forget(detail.id));
 
 socket.addEventListener("error", ({ detail }) => {
@@ -678,6 +864,10 @@ socket.addEventListener("error", ({ detail }) => {
       retryForMembers(conversationId, () => sendEncrypted(detail.client_id, conversationId), fail);
       continue;
     }
+    if (detail.code === "rate_limited") {
+      retryWhenAllowed(conversationId, detail.client_id, detail.retry_after);
+      continue;
+    }
     log.pending.set(detail.client_id, { ...pending, failed: detail.detail || detail.code });
     if (conversationId === store.activeId) pane.render();
   }
@@ -703,7 +893,7 @@ function renderConnection({ state, retryIn }) {
   } else if (state === "connecting") {
     text.textContent = "Reconnecting…";
   } else if (state === "unauthenticated") {
-    text.textContent = "You are signed out.";
+    text.textContent = "You were signed out.";
   } else if (state === "disabled") {
     text.textContent = "This account is disabled.";
   }
@@ -731,7 +921,8 @@ function remember(message) {
 
 function plainTextOf(message) {
   const text = messageText(message);
-  return text === null ? "Encrypted message" : plainText(text);
+  if (text) return plainText(text);
+  return attachmentSummary(message) || (text === null ? "Encrypted message" : "");
 }
 
 function announce(text) {
@@ -760,9 +951,16 @@ document.addEventListener("keydown", (event) => {
 
 // Start: the conversation list first, so the socket knows where each conversation stands.
 
+/** Learn whom I blocked, so their messages in shared rooms arrive folded. */
+async function refreshBlocks() {
+  store.blocked = new Set((await api.blocks()).map((block) => block.user.id));
+  if (store.activeId !== null) pane.render();
+}
+
 keys
   .start()
   .catch((error) => notice(`Encryption is not available in this browser: ${error.message}`))
+  .then(() => refreshBlocks().catch((error) => notice(`Could not load your blocked users: ${error.message}`)))
   .then(() => refreshConversations())
   .catch((error) => notice(`Could not load your conversations: ${error.message}`))
   .finally(() => socket.start());

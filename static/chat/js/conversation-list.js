@@ -1,7 +1,9 @@
 // The sidebar: one row per conversation with its kind, name, last message and unread badge.
 
 import { avatar, el, icon } from "./dom.js";
+import { attachmentSummary } from "./attachment-view.js";
 import { messageText } from "./store.js";
+import { systemText } from "./system.js";
 
 const KIND_LABELS = { direct: "Direct message", group: "Group", channel: "Channel" };
 
@@ -50,7 +52,11 @@ export class ConversationList {
         el("span", { class: "visually-hidden" }, `, ${KIND_LABELS[conversation.kind] ?? conversation.kind}${conversation.muted ? ", mentions only" : ""}`),
         el("span", { class: "conversation-preview" }, this.preview(conversation)),
       ),
-      conversation.encrypted ? el("span", { class: "lock", title: "End-to-end encrypted" }, icon("lock")) : null,
+      conversation.downgraded
+        ? el("span", { class: "lock downgraded", title: "Security warning: encryption was removed by the server" }, icon("shield"), el("span", { class: "visually-hidden" }, ", security warning"))
+        : conversation.encrypted
+          ? el("span", { class: "lock", title: "End-to-end encrypted" }, icon("lock"))
+          : null,
       mentionBadge,
       badge,
     );
@@ -75,8 +81,9 @@ export class ConversationList {
   preview(conversation) {
     const message = conversation.last_message;
     if (!message) return conversation.kind === "channel" ? conversation.topic || "" : "";
+    if (message.kind === "system") return systemText(message, this.store);
     const who = message.sender.id === this.store.me.id ? "You" : message.sender.display_name || message.sender.username;
     if (message.deleted) return `${who}: message deleted`;
-    return `${who}: ${messageText(message) ?? "Encrypted message"}`;
+    return `${who}: ${messageText(message) || attachmentSummary(message) || (messageText(message) ?? "Encrypted message")}`;
   }
 }

@@ -124,6 +124,15 @@ export function sealMessage({ content, conversation, clientId, senderPrivateKey,
  * Return its content object, or null if anything is wrong; never throws.
  */
 export function openMessage(message, senderPublicKey, myPrivateKey) {
+  return openMessageWithKey(message, senderPublicKey, myPrivateKey)?.content ?? null;
+}
+
+/**
+ * Open a message as openMessage does and also return its message key K (base64). A report
+ * sends K for this one message so the server can check the reported text against the
+ * ciphertext it stored (docs/e2e.md "Reports"); K opens nothing else.
+ */
+export function openMessageWithKey(message, senderPublicKey, myPrivateKey) {
   try {
     return openOrThrow(message, keyBytes(senderPublicKey), keyBytes(myPrivateKey));
   } catch {
@@ -143,14 +152,15 @@ function openOrThrow(message, senderPublicKey, myPrivateKey) {
   );
   // The digest stops another member, who also knows the key, from swapping the body.
   if (!sodium.memcmp(secret.subarray(KEY_BYTES), digest(ciphertext))) return null;
-  const plain = sodium.crypto_secretbox_open_easy(ciphertext, nonce, secret.subarray(0, KEY_BYTES));
+  const messageKey = secret.subarray(0, KEY_BYTES);
+  const plain = sodium.crypto_secretbox_open_easy(ciphertext, nonce, messageKey);
   const content = JSON.parse(sodium.to_string(plain));
   if (content === null || typeof content !== "object" || Array.isArray(content)) return null;
   if (!sameId(content.v, CONTENT_VERSION)) return null;
   // Inside the encryption, so the server cannot replay it into another conversation.
   if (!sameId(content.conversation, message.conversation)) return null;
   if (typeof content.client_id !== "string" || content.client_id !== message.client_id) return null;
-  return content;
+  return { content, key: toBase64(messageKey) };
 }
 
 /** Compare ids whether they travel as numbers or text; anything else never matches. */
@@ -375,4 +385,44 @@ function effectiveLength(text) {
     if (step !== 0 && !sequence) length += 1;
   }
   return length;
+}
+
+// Attachments are padded to a size bucket before encryption, so a blob's length says little.
+const PAD_MIN_BYTES = 256;
+
+/** Return the bucket a file of `size` bytes is padded to (Padmé, at most ~12% larger); as client/e2e.py. */
+export function paddedSize(size) {
+  const length = Math.max(size + 1, PAD_MIN_BYTES);
+  const exponent = Math.floor(Math.log2(length));
+  const lowBits = exponent - (Math.floor(Math.log2(exponent)) + 1);
+  const mask = 2 ** lowBits - 1;
+  // Arithmetic, not bitwise: files may pass 2^31 bytes one day.
+  return Math.ceil(length / (mask + 1)) * (mask + 1);
+}
+
+/** Return bytes || 0x80 || zeros up to their bucket (ISO/IEC 7816-4 padding). */
+export function padFile(bytes) {
+  const padded = new Uint8Array(paddedSize(bytes.length));
+  padded.set(bytes);
+  padded[bytes.length] = 0x80;
+  return padded;
+}
+
+/** Return the bytes without their padding, or null if it is malformed. */
+export function unpadFile(padded) {
+  let end = padded.length;
+  while (end > 0 && padded[end - 1] === 0) end--;
+  if (end === 0 || padded[end - 1] !== 0x80) return null;
+  return padded.subarray(0, end - 1);
+}
+
+/** Pad and encrypt an attachment: {blob, key, header}, as client/e2e.py seal_file. */
+export function sealFile(bytes) {
+  return encryptFile(padFile(bytes));
+}
+
+/** Return an attachment's bytes from its blob, or null if anything is wrong; never throws. */
+export function openFile(blob, key, header) {
+  const padded = decryptFile(blob, key, header);
+  return padded === null ? null : unpadFile(padded);
 }

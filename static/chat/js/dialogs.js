@@ -6,7 +6,7 @@ import { avatar, displayName, el, icon } from "./dom.js";
 const SEARCH_DELAY_MS = 250;
 
 /** Search users as the person types; call `render(users)` with the answer, errors to `onError`. */
-function userSearch(input, { exclude, render, onError }) {
+export function userSearch(input, { exclude, render, onError }) {
   let timer = null;
   let latest = 0;
   input.addEventListener("input", () => {
@@ -274,7 +274,7 @@ export function confirmAction(dialog, { title, text, confirm }) {
 }
 
 /** Return a search result: a button with the person's picture, name, username and presence. */
-function personResult(user, { label, onclick }) {
+export function personResult(user, { label, onclick }) {
   return el(
     "li",
     {},
@@ -285,6 +285,7 @@ function personResult(user, { label, onclick }) {
       el("span", { class: "person-name" }, displayName(user)),
       " ",
       el("span", { class: "muted" }, `@${user.username}`),
+      user.status ? el("span", { class: "person-status" }, user.status) : null,
       user.online ? el("span", { class: "presence-dot online", title: "Online" }) : null,
     ),
   );

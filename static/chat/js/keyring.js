@@ -23,6 +23,7 @@ export class KeyRing extends EventTarget {
     this.store = null;
     this.pins = new Map(); // user id -> {publicKey, verified, previous}
     this.changed = new Map(); // user id -> a new public key the user has not accepted yet
+    this.encryptedPins = new Set(); // conversation ids seen end-to-end encrypted, ever (IndexedDB)
     this.fetching = new Set(); // senders (no longer members) whose key is being asked for
     this.unreachable = new Set(); // senders whose key the server no longer offers
     this.queue = Promise.resolve(); // pins are checked one at a time
@@ -45,6 +46,7 @@ export class KeyRing extends EventTarget {
   /** Load the key pair this browser keeps, unless it was reset elsewhere since. */
   async start() {
     this.store = await openKeystore(this.me.id);
+    for (const id of await this.store.encryptedConversations()) this.encryptedPins.add(id);
     const stored = await this.store.getKeyPair();
     if (stored && e2e.toBase64(stored.publicKey) === this.serverPublicKey) this.keyPair = stored;
     else if (stored) await this.store.clearKeyPair();
@@ -92,6 +94,22 @@ export class KeyRing extends EventTarget {
     await this.store?.clearKeyPair();
     this.tell({ type: "forget" });
     this.emit();
+  }
+
+  // Conversations' encryption
+
+  /**
+   * Pin an encrypted conversation the first time it is seen, and return true when the server
+   * now calls a pinned one plaintext (a downgrade: nothing may be sent there in the clear).
+   */
+  checkConversation(conversation) {
+    if (!conversation.encrypted) return this.encryptedPins.has(conversation.id);
+    if (!this.encryptedPins.has(conversation.id)) {
+      this.encryptedPins.add(conversation.id);
+      // Kept for this page even if the store fails; later pages need the store.
+      this.store?.pinEncrypted(conversation.id).catch(() => {});
+    }
+    return false;
   }
 
   // Contacts' keys
@@ -187,12 +205,15 @@ export class KeyRing extends EventTarget {
 
   // Messages
 
-  /** Encrypt text for every current member; call blockers() first (and learn() the members). */
-  seal(conversation, clientId, text) {
-    return this.sealContent(conversation, clientId, { text });
+  /**
+   * Encrypt text (and an attachment's secrets: key, header, name, type...; docs/e2e.md) for
+   * every current member; call blockers() first (and learn() the members).
+   */
+  seal(conversation, clientId, text, attachment = null) {
+    return this.sealContent(conversation, clientId, attachment ? { text, attachment } : { text });
   }
 
-  /** Encrypt any content object (e.g. {reaction: {message, emoji, on}}) like seal(). */
+  /** Encrypt any content object (e.g. {text, mentions} or {reaction: {message, emoji, on}}) like seal(). */
   sealContent(conversation, clientId, content) {
     const recipients = {};
     for (const member of conversation.members) {
@@ -226,7 +247,8 @@ export class KeyRing extends EventTarget {
       if (content === null) continue;
       if (typeof content.text === "string") {
         const mentions = Array.isArray(content.mentions) ? content.mentions.filter(Number.isInteger) : undefined;
-        return { ...message, decrypted: { status: "ok", text: content.text, ...(mentions ? { mentions } : {}) } };
+        const attachment = sealedAttachment(message, content);
+        return { ...message, decrypted: { status: "ok", text: content.text, attachment, ...(mentions ? { mentions } : {}) } };
       }
       // A reaction (reactions.js) carries its target and emoji instead of text.
       if (message.kind === "reaction" && validReaction(content.reaction)) {
@@ -238,6 +260,19 @@ export class KeyRing extends EventTarget {
     }
     const known = trusted.length || this.unreachable.has(senderId) || !senderId;
     return { ...message, decrypted: { status: known ? "failed" : "unknown" } };
+  }
+
+  /** Return {text, key} for reporting a message I can read: what I read and its message key. */
+  evidence(message) {
+    if (!this.keyPair || !message.ciphertext) return null;
+    const senderId = message.sender?.id;
+    const pin = this.pins.get(senderId);
+    const candidates = senderId === this.me.id ? [this.keyPair.publicKey] : [pin?.publicKey, ...(pin?.previous ?? []).map((key) => key.publicKey)];
+    for (const key of candidates.filter(Boolean)) {
+      const opened = e2e.openMessageWithKey(message, key, this.keyPair.privateKey);
+      if (opened && typeof opened.content.text === "string") return { text: opened.content.text, key: opened.key };
+    }
+    return null;
   }
 
   open(message, senderPublicKey) {
@@ -288,4 +323,13 @@ function validReaction(reaction) {
     reaction.emoji.length <= 32 &&
     typeof reaction.on === "boolean"
   );
+}
+
+/** Return the attachment secrets inside the content if they belong to the message's own upload. */
+function sealedAttachment(message, content) {
+  const secret = content.attachment;
+  if (!secret || typeof secret !== "object" || !message.attachment) return null;
+  // The server could pair the message with another blob; the sender named theirs inside.
+  if (String(secret.id) !== String(message.attachment.id)) return null;
+  return secret;
 }

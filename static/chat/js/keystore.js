@@ -7,7 +7,8 @@
 const DATABASE = "chatterbox-keys";
 // Tabs tell each other on this BroadcastChannel when the key pair or a pin changed.
 export const KEY_CHANNEL = "chatterbox-keys";
-const VERSION = 1;
+// 2 added "conversations": each conversation's encryption, pinned the first time it was seen.
+const VERSION = 2;
 // Earlier keys of a contact kept after accepting a new one: enough for a few resets.
 const PREVIOUS_KEYS_KEPT = 10;
 
@@ -20,12 +21,19 @@ function promised(request) {
 
 function openDatabase() {
   const request = indexedDB.open(DATABASE, VERSION);
-  request.onupgradeneeded = () => {
+  request.onupgradeneeded = (event) => {
     const db = request.result;
-    db.createObjectStore("keypairs", { keyPath: "ownerId" });
-    db.createObjectStore("contacts", { keyPath: ["ownerId", "userId"] });
+    if (event.oldVersion < 1) {
+      db.createObjectStore("keypairs", { keyPath: "ownerId" });
+      db.createObjectStore("contacts", { keyPath: ["ownerId", "userId"] });
+    }
+    if (event.oldVersion < 2) db.createObjectStore("conversations", { keyPath: ["ownerId", "conversationId"] });
   };
-  return promised(request);
+  return promised(request).then((db) => {
+    // A newer page wants to upgrade the database: let it, this one reopens on its next reload.
+    db.onversionchange = () => db.close();
+    return db;
+  });
 }
 
 /** Delete every key this browser holds, for all accounts. */
@@ -120,11 +128,25 @@ export class Keystore {
     return this.#pin(userId, publicKey, true, pinned.previous);
   }
 
+  /** Return the ids of the conversations pinned as end-to-end encrypted. */
+  async encryptedConversations() {
+    const range = IDBKeyRange.bound([this.ownerId, ""], [this.ownerId, "\uffff"]);
+    const records = await this.#run("conversations", "readonly", (store) => store.getAll(range));
+    return records.filter((record) => record.encrypted).map((record) => Number(record.conversationId));
+  }
+
+  /** Pin a conversation as end-to-end encrypted; a server that later says otherwise is not believed. */
+  async pinEncrypted(conversationId) {
+    const record = { ownerId: this.ownerId, conversationId: String(conversationId), encrypted: true, pinnedAt: Date.now() };
+    await this.#run("conversations", "readwrite", (store) => store.put(record));
+  }
+
   /** Forget everything stored for this user: key pair and pins. */
   async clear() {
     await this.clearKeyPair();
     const range = IDBKeyRange.bound([this.ownerId, ""], [this.ownerId, "\uffff"]);
     await this.#run("contacts", "readwrite", (store) => store.delete(range));
+    await this.#run("conversations", "readwrite", (store) => store.delete(range));
   }
 }
 

@@ -1,13 +1,15 @@
 // The open conversation: its header, history (loading older pages on scroll up), each
 // message with its actions, the typing line and the composer.
 
+import { releaseMedia, renderAttachment } from "./attachment-view.js";
 import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, placeInOrder } from "./dom.js";
 import { formattedText, plainText } from "./markdown.js";
 import { previewSlot } from "./previews.js";
 import { foldReactions, reactionBar } from "./reactions.js";
 import { mentionContext, mentionsMe } from "./mentions.js";
-import { verifiedBadge } from "./people.js";
+import { isMuted, verifiedBadge } from "./people.js";
 import { messageText } from "./store.js";
+import { systemText, unannouncedMembers } from "./system.js";
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000; // consecutive messages closer than this share one header
 const LOAD_OLDER_THRESHOLD_PX = 200;
@@ -27,6 +29,7 @@ export class MessagePane {
     this.store = store;
     this.keys = keys;
     this.dom = elements;
+    this.dom.loginUrl = document.getElementById("login-link")?.getAttribute("href") ?? "/accounts/login/";
     this.actions = actions;
     this.limits = limits;
     this.nodes = new Map(); // render key -> {node, signature}
@@ -36,6 +39,7 @@ export class MessagePane {
     this.shownId = null;
     this.drafts = new Map(); // conversation id -> unsent text, kept while switching
     this.unreadFrom = null; // the first unread message when the conversation was opened
+    this.unfolded = new Set(); // ids of blocked users' messages shown anyway, on request
     this.bindComposer();
     this.dom.scroller.addEventListener("scroll", () => this.scrolled());
     this.dom.jumpButton.addEventListener("click", () => this.scrollToBottom());
@@ -68,6 +72,7 @@ export class MessagePane {
     this.dom.body.hidden = !conversation;
     this.nodes.clear();
     this.dom.list.replaceChildren();
+    releaseMedia(this.shownId);
     this.setReply(null);
     this.editingId = null;
     this.unreadFrom = null;
@@ -85,8 +90,10 @@ export class MessagePane {
     const title = this.store.title(conversation);
     const kindIcon = { channel: "hash", group: "group", direct: "person" }[conversation.kind];
     const other = conversation.kind === "direct" ? this.store.otherMember(conversation) : null;
-    const verified = conversation.encrypted && other && this.keys.isVerified(other.id);
+    const verified = conversation.encrypted && !conversation.downgraded && other && this.keys.isVerified(other.id);
     this.dom.title.replaceChildren(icon(kindIcon, "icon title-icon"), title, ...(verified ? [verifiedBadge()] : []));
+    if (other) this.dom.title.dataset.profile = other.username;
+    else delete this.dom.title.dataset.profile;
     this.dom.subtitle.textContent = this.subtitle(conversation);
     this.dom.membersButton.hidden = conversation.kind === "direct";
     // A direct conversation has no members panel: its safety number has a button of its own.
@@ -95,10 +102,12 @@ export class MessagePane {
   }
 
   subtitle(conversation) {
+    if (conversation.downgraded) return "Security warning: encryption was removed by the server";
     if (conversation.kind === "direct") {
       const other = this.store.otherMember(conversation);
       const presence = other && this.store.online.has(other.id) ? "Online" : "Offline";
-      return conversation.encrypted ? `${presence} · end-to-end encrypted` : presence;
+      const status = other?.status ? `${presence} · ${other.status}` : presence;
+      return conversation.encrypted ? `${status} · end-to-end encrypted` : status;
     }
     const members = conversation.member_count ?? conversation.members.length;
     const count = `${members} member${members === 1 ? "" : "s"}`;
@@ -110,21 +119,49 @@ export class MessagePane {
   renderComposerState() {
     const conversation = this.conversation;
     if (!conversation) return;
-    const blocked = conversation.encrypted ? this.keys.blockers(conversation) : null;
+    const held = this.moderationHold(conversation);
+    let blocked = held ?? (conversation.encrypted ? this.keys.blockers(conversation) : null);
+    if (conversation.downgraded) blocked = { downgraded: true };
+    if (this.store.accountDisabled) blocked = { disabled: true };
     const notice = this.dom.encryptedNotice;
     const signature = JSON.stringify(blocked);
     if (notice.dataset.signature !== signature) {
       // Rebuilt only when it changes, so a screen reader does not hear it again on every render.
       notice.dataset.signature = signature;
-      notice.replaceChildren(...(blocked ? this.blockedNotice(blocked) : []));
+      notice.replaceChildren(
+        ...(held && blocked === held ? [icon("lock"), el("span", {}, held.text)] : blocked ? this.blockedNotice(blocked) : []),
+      );
     }
     notice.hidden = !blocked;
     this.dom.input.disabled = Boolean(blocked);
     this.dom.sendButton.disabled = Boolean(blocked);
+    for (const tool of this.dom.composer.querySelectorAll("[data-composer-tool]")) tool.disabled = Boolean(blocked);
   }
 
-  blockedNotice({ state, missing, changed }) {
+  /** Why nobody (archived) or I (muted by an admin) cannot write here, or null. */
+  moderationHold(conversation) {
+    if (conversation.archived) return { state: "archived", text: "This conversation is archived: you can read it, but nobody can write here." };
+    const me = conversation.members.find((member) => member.id === this.store.me.id);
+    if (isMuted(me)) {
+      const until = new Date(me.muted_until);
+      clearTimeout(this.muteTimer);
+      // Open the composer again by itself when the mute runs out.
+      this.muteTimer = setTimeout(() => this.renderComposerState(), Math.min(until - Date.now() + 500, 2 ** 31 - 1));
+      return { state: "muted", text: `An admin muted you here until ${until.toLocaleString()}.` };
+    }
+    return null;
+  }
+
+  blockedNotice({ state, missing, changed, downgraded, disabled }) {
     const button = (label, onclick, attributes = {}) => el("button", { type: "button", class: "small", onclick, ...attributes }, label);
+    if (disabled) {
+      return [
+        icon("shield"),
+        el("span", { class: "account-disabled" }, el("strong", {}, "This account was disabled. "), "You cannot send messages any more."),
+        el("a", { href: this.dom.loginUrl, class: "button small" }, "Log in again"),
+      ];
+    }
+    if (downgraded) return downgradeWarning();
     if (state === "none") {
       return [icon("lock"), el("span", {}, "Set up end-to-end encryption to write here."), button("Set up encryption", () => this.actions.keySetup())];
     }
@@ -186,13 +223,20 @@ export class MessagePane {
       const seen = message.id ? seenBy.get(message.id) : null;
       const reactions = folded ? folded.get(message.id) : message.reactions;
       const state = { continued, seen, editing: message.id && message.id === this.editingId, reactions };
+      const blocked = this.isFolded(message);
       // A message being edited keeps its node (and the text being typed, and focus) until the edit ends.
       const signature = state.editing
         ? `editing:${message.id}`
-        : JSON.stringify([message, state, this.quoteSignature(message), this.keys.changed.has(message.sender.id)]);
+        : JSON.stringify([message, state, this.quoteSignature(message), this.keys.changed.has(message.sender.id), blocked]);
       wanted.push(this.node(key, signature, () => this.messageNode(message, state)));
       keep.add(key);
       previous = message;
+    }
+    const flagged = unannouncedMembers(conversation, log);
+    if (flagged.length) {
+      const names = flagged.map(displayName);
+      wanted.push(this.node("audit", JSON.stringify(names), () => membershipWarning(names)));
+      keep.add("audit");
     }
     for (const key of [...this.nodes.keys()]) if (!keep.has(key)) this.nodes.delete(key);
     placeInOrder(this.dom.list, wanted);
@@ -278,14 +322,20 @@ export class MessagePane {
     return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < STICK_TO_BOTTOM_PX;
   }
 
-  /** Map message id -> names of the other members whose read marker sits on it. */
+  /**
+   * Map message id -> names of the other members whose read marker sits on it: the newest
+   * message up to their marker that they did not send themselves (a system line carries none).
+   * Members who left have no marker.
+   */
   seenMarkers(conversation, log) {
     const markers = new Map();
     const reads = this.store.reads.get(conversation.id);
     if (!reads || conversation.kind === "channel") return markers;
-    const ids = [...log.byId.keys()].sort((a, b) => a - b);
+    const messages = [...log.byId.values()].filter((message) => message.kind !== "system").sort((a, b) => a.id - b.id);
+    const memberIds = new Set(conversation.members.map((member) => member.id));
     for (const [userId, upTo] of reads) {
-      const at = ids.filter((id) => id <= upTo).pop();
+      if (!memberIds.has(userId)) continue;
+      const at = messages.filter((message) => message.id <= upTo && message.sender.id !== userId).pop()?.id;
       if (at === undefined) continue;
       const names = markers.get(at) ?? [];
       names.push(displayName(this.store.users.get(userId)));
@@ -297,9 +347,7 @@ export class MessagePane {
   // One message
 
   messageNode(message, { continued, seen, editing, reactions }) {
-    if (message.kind === "system") {
-      return el("li", { class: "system-message", id: `message-${message.id}` }, el("span", {}, message.body ?? ""));
-    }
+    if (message.kind === "system") return this.systemNode(message);
     const mine = message.sender.id === this.store.me.id;
     const classes = ["message"];
     if (mine) classes.push("mine");
@@ -317,7 +365,7 @@ export class MessagePane {
         id: message.id ? `message-${message.id}` : null,
         dataset: { messageId: message.id ?? "", clientId: message.client_id ?? "" },
       },
-      continued ? el("span", { class: "gutter-time" }, time.cloneNode(true)) : avatar(message.sender, 36),
+      continued ? el("span", { class: "gutter-time" }, time.cloneNode(true)) : profileLink(avatar(message.sender, 36), message.sender),
       el(
         "div",
         { class: "message-main" },
@@ -326,13 +374,13 @@ export class MessagePane {
           : el(
               "p",
               { class: "message-meta" },
-              el("span", { class: "sender" }, displayName(message.sender)),
+              el("button", { type: "button", class: "sender link-button", dataset: { profile: message.sender.username } }, displayName(message.sender)),
               " ",
               time,
             ),
         this.quote(message),
         editing ? this.editor(message) : this.content(message),
-        message.deleted
+        message.deleted || this.isFolded(message)
           ? null
           : reactionBar(reactions, {
               me: this.store.me,
@@ -346,19 +394,50 @@ export class MessagePane {
     );
   }
 
+  /** A blocked user's message in a shared room stays folded until the reader asks to see it. */
+  isFolded(message) {
+    return Boolean(message.id && message.sender && this.store.blocked.has(message.sender.id) && !this.unfolded.has(message.id));
+  }
+
+  /** A system line, centred: who created, joined, left or renamed the conversation. */
+  systemNode(message) {
+    const created = new Date(message.created_at);
+    return el(
+      "li",
+      { class: "system-message", id: `message-${message.id}`, dataset: { messageId: message.id, event: message.system?.event ?? "" } },
+      el("span", {}, systemText(message, this.store)),
+      " ",
+      el("time", { datetime: message.created_at, title: created.toLocaleString() }, formatTime(created)),
+    );
+  }
+
   content(message) {
     if (message.deleted) return el("p", { class: "message-text deleted-text" }, "This message was deleted.");
+    if (this.isFolded(message)) {
+      const show = () => {
+        this.unfolded.add(message.id);
+        this.render();
+        document.querySelector(`#message-${message.id} .message-text`)?.focus();
+      };
+      return el(
+        "p",
+        { class: "message-text blocked-text" },
+        "Message from a blocked user. ",
+        el("button", { type: "button", class: "link-button", onclick: show, "aria-label": "Show the message from a blocked user" }, "Show"),
+      );
+    }
     const parts = [];
     const text = messageText(message);
     if (text !== null) {
-      parts.push(formattedText(text, mentionContext(this.store.me, this.conversation, message.sender)));
+      // A file sent on its own has no caption to show.
+      if (text || !message.attachment) parts.push(formattedText(text, mentionContext(this.store.me, this.conversation, message.sender)));
     } else {
       const unreadable = UNREADABLE[message.decrypted?.status] ?? UNREADABLE.failed;
       parts.push(el("p", { class: "message-text encrypted-text" }, icon("lock"), " ", unreadable(message)));
     }
     if (message.edited_at) parts.push(el("span", { class: "edited", title: new Date(message.edited_at).toLocaleString() }, "(edited)"));
-    if (message.attachment && typeof message.attachment === "object") parts.push(attachmentNode(message.attachment));
-    if (text !== null) {
+    parts.push(renderAttachment(message));
+    if (text) {
       const conversation = this.store.conversations.get(message.conversation);
       parts.push(previewSlot(message, conversation, { atBottom: () => this.isAtBottom(), toBottom: () => this.scrollToBottom() }));
     }
@@ -371,7 +450,9 @@ export class MessagePane {
         "p",
         { class: "message-status error", role: "alert" },
         `Not sent: ${message.failed} `,
-        el("button", { type: "button", class: "link-button", onclick: () => this.actions.retry(message) }, "Try again"),
+        this.store.accountDisabled
+          ? null
+          : el("button", { type: "button", class: "link-button", onclick: () => this.actions.retry(message) }, "Try again"),
       );
     }
     if (!message.id) return el("p", { class: "message-status" }, "Sending…");
@@ -413,6 +494,7 @@ export class MessagePane {
       buttons.push(actionButton("edit", "Edit your message", () => this.startEditing(message.id)));
     }
     if (mine) buttons.push(actionButton("trash", "Delete your message", () => this.actions.remove(message)));
+    if (!mine && message.kind !== "system") buttons.push(actionButton("flag", `Report this message from ${who}`, () => this.actions.report(message)));
     return el("div", { class: "message-actions" }, buttons);
   }
 
@@ -519,7 +601,7 @@ export class MessagePane {
     const conversation = this.conversation;
     const body = this.dom.input.value.trim();
     if (!conversation || !body) return;
-    if (conversation.encrypted && this.keys.blockers(conversation)) return;
+    if (this.moderationHold(conversation) || (conversation.encrypted && this.keys.blockers(conversation))) return;
     const limit = this.limits.message_max_length;
     if (limit && body.length > limit) {
       this.showComposerError(`That message is too long: ${body.length} characters, at most ${limit}.`);
@@ -569,6 +651,35 @@ export class MessagePane {
   }
 }
 
+/** The line under the history when members are listed whom no system line accounts for. */
+function membershipWarning(names) {
+  const who = names.length === 1 ? `${names[0]} is a member` : `${names.slice(0, -1).join(", ")} and ${names.at(-1)} are members`;
+  return el(
+    "li",
+    { class: "system-message membership-warning", role: "note" },
+    icon("shield"),
+    " ",
+    el("strong", {}, "Security warning: "),
+    `${who}, but no line in this conversation says who added them. ` +
+      "The server may have added them without anyone's say. Ask the members before you write anything private.",
+  );
+}
+
+/** The warning shown in a conversation that was end-to-end encrypted and that the server now calls plaintext. */
+function downgradeWarning() {
+  return [
+    icon("shield"),
+    el(
+      "span",
+      { class: "security-warning" },
+      el("strong", {}, "Security warning: "),
+      "this conversation was end-to-end encrypted, and the server now says it is not. " +
+        "Nothing you write is sent here, and its messages are not shown. " +
+        "Tell the other members through another channel and ask the site's operators why.",
+    ),
+  ];
+}
+
 function isContinuation(previous, message) {
   if (!previous || previous.sender.id !== message.sender.id) return false;
   if (previous.kind === "system" || message.kind === "system") return false;
@@ -578,7 +689,14 @@ function isContinuation(previous, message) {
 }
 
 function daySeparator(date) {
-  return el("li", { class: "day-separator", role: "separator" }, el("span", {}, formatDay(date)));
+  // A list item holding a heading (not role=separator, which a list may not contain).
+  return el("li", { class: "day-separator" }, el("h2", { class: "day-heading" }, formatDay(date)));
+}
+
+/** Mark a sender's picture so that a click opens their profile card (profile-card.js). */
+function profileLink(picture, sender) {
+  if (sender?.username) picture.dataset.profile = sender.username;
+  return picture;
 }
 
 function actionButton(iconName, label, onclick) {
@@ -591,12 +709,4 @@ function snippet(message) {
   if (source === null) return "Encrypted message";
   const text = plainText(source).replace(/\s+/g, " ");
   return text.length > QUOTE_LENGTH ? `${text.slice(0, QUOTE_LENGTH)}…` : text;
-}
-
-function attachmentNode(attachment) {
-  const link = { href: attachment.url, target: "_blank", rel: "noopener noreferrer" };
-  if (attachment.content_type?.startsWith("image/")) {
-    return el("a", { ...link, class: "attachment" }, el("img", { src: attachment.url, alt: attachment.name || "Image", loading: "lazy" }));
-  }
-  return el("a", { ...link, class: "attachment attachment-file" }, icon("file"), attachment.name || "Attachment");
 }

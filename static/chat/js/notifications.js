@@ -2,6 +2,7 @@
 // and desktop notifications once they have allowed them from the button (never on load).
 
 import { displayName } from "./dom.js";
+import { attachmentSummary } from "./attachment-view.js";
 import { plainText } from "./markdown.js";
 import { messageText } from "./store.js";
 
@@ -86,7 +87,7 @@ export class Notifier {
 // An encrypted message was decrypted in this page; the notification is shown by this browser only.
 function notificationBody(message) {
   const source = messageText(message);
-  if (source === null) return "Encrypted message";
-  const text = plainText(source);
+  const text = (source && plainText(source)) || attachmentSummary(message) || (source === null ? null : plainText(source));
+  if (text === null) return "Encrypted message";
   return text.length > BODY_LENGTH ? `${text.slice(0, BODY_LENGTH)}…` : text;
 }

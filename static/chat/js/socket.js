@@ -5,6 +5,8 @@
 const STORAGE_KEY = "chatterbox.lastIds";
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
+// Signed out (logout, password change, sign-out elsewhere, revoked token) and banned: the server
+// ended these on purpose, so the socket stays closed. Any other code (1006, 1011, 1012) reconnects.
 const CLOSE_UNAUTHENTICATED = 4401;
 const CLOSE_DISABLED = 4403;
 // The server forgets a silent user's presence after two minutes; a ping keeps it, and a
@@ -305,5 +307,6 @@ const FRAME_HANDLERS = {
   "conversation.updated": forward("conversation-updated"),
   "conversation.removed": ChatSocket.prototype.conversationRemoved,
   "key.changed": forward("key-changed"),
+  "report.handled": forward("report-handled"),
   error: ChatSocket.prototype.error,
 };

@@ -65,6 +65,9 @@ export class ChatStore {
     this.reads = new Map(); // conversation id -> Map(user id -> up_to)
     this.users = new Map([[me.id, me]]);
     this.activeId = null;
+    this.blocked = new Set(); // ids of the users I blocked: their messages stay folded
+    // Set by the page: returns true when a conversation's encryption was taken away (keyring.js).
+    this.downgradeCheck = () => false;
   }
 
   setConversations(list) {
@@ -82,9 +85,11 @@ export class ChatStore {
     // A list fetched before the newest live message must not wind the conversation back.
     if (existing && (existing.last_message_id ?? 0) > (conversation.last_message_id ?? 0)) {
       merged.last_message_id = existing.last_message_id;
+      merged.last_message = existing.last_message;
       merged.unread = existing.unread;
     }
     for (const member of merged.members) this.users.set(member.id, member);
+    merged.downgraded = this.downgradeCheck(merged);
     this.conversations.set(conversation.id, merged);
     return merged;
   }
@@ -114,7 +119,7 @@ export class ChatStore {
     // An encrypted reaction is folded into its target: it is neither a preview nor unread.
     if (message.kind === "reaction") return true;
     conversation.last_message = message;
-    if (message.sender.id !== this.me.id) conversation.unread += 1;
+    if (message.sender.id !== this.me.id && message.kind !== "system") conversation.unread += 1;
     this.stopTyping(message.conversation, message.sender.id);
     return true;
   }
@@ -150,7 +155,7 @@ export class ChatStore {
   countUnreadAfter(conversationId, upTo, fallback) {
     const log = this.log(conversationId);
     if (!log.historyLoaded) return fallback;
-    return [...log.byId.values()].filter((m) => m.id > upTo && m.sender.id !== this.me.id && !m.deleted && m.kind !== "reaction").length;
+    return [...log.byId.values()].filter((m) => m.id > upTo && m.sender?.id !== this.me.id && !m.deleted && m.kind !== "system" && m.kind !== "reaction").length;
   }
 
   startTyping(conversationId, userId, now = Date.now()) {

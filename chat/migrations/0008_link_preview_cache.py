@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0002_message_full_text_search"),
+        ("chat", "0007_message_full_text_search"),
     ]
 
     operations = [

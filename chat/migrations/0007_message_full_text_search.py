@@ -16,6 +16,6 @@ def remove(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("chat", "0001_initial")]
+    dependencies = [("chat", "0006_channel_name_unique_ignoring_case")]
 
     operations = [migrations.RunPython(install, remove, elidable=False)]

@@ -1,0 +1,1 @@
+"""Example bots built on the client library (see docs/client.md)."""

@@ -1,0 +1,1 @@
+"""The Chatterbox desktop app (Tkinter): `python -m client.desktop`."""

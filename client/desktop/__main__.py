@@ -1,0 +1,3 @@
+from client.desktop.app import main
+
+main()
