@@ -6,6 +6,29 @@ import { el } from "./dom.js";
 import { firstPreviewLink } from "./markdown.js";
 
 const answers = new Map(); // "id:edited_at" -> preview | null | Promise
+// A slow linked site must not hold the browser's few connections to this server: history, reads
+// and uploads need them. At most this many previews are asked for at once, the newest first.
+const FETCHES_MAX = 2;
+const waiting = [];
+let running = 0;
+
+function queued(task) {
+  return new Promise((resolve, reject) => {
+    waiting.push(() => task().then(resolve, reject));
+    pump();
+  });
+}
+
+function pump() {
+  while (running < FETCHES_MAX && waiting.length) {
+    const start = waiting.pop();
+    running += 1;
+    start().finally(() => {
+      running -= 1;
+      pump();
+    });
+  }
+}
 
 async function fetchPreview(messageId) {
   const response = await fetch(`/api/messages/${encodeURIComponent(messageId)}/preview/`, {
@@ -33,7 +56,7 @@ export function previewSlot(message, conversation, { atBottom, toBottom } = {}) 
   if (known instanceof Promise) known.then(fill);
   else if (known !== undefined) fill(known);
   else {
-    const pending = fetchPreview(message.id).catch(() => null);
+    const pending = queued(() => fetchPreview(message.id)).catch(() => null);
     answers.set(key, pending);
     pending.then((preview) => {
       answers.set(key, preview);
