@@ -61,7 +61,6 @@ export class MentionAutocomplete {
     this.start = -1;
     input.setAttribute("aria-autocomplete", "list");
     input.setAttribute("aria-controls", list.id);
-    input.setAttribute("aria-expanded", "false");
     input.addEventListener("input", () => this.update());
     input.addEventListener("click", () => this.update());
     input.addEventListener("blur", () => setTimeout(() => this.close(), 150));
@@ -127,7 +126,6 @@ export class MentionAutocomplete {
       ),
     );
     this.list.hidden = false;
-    this.input.setAttribute("aria-expanded", "true");
     this.input.setAttribute("aria-activedescendant", `mention-option-${this.active}`);
   }
 
@@ -166,7 +164,6 @@ export class MentionAutocomplete {
     if (this.list.hidden) return;
     this.list.hidden = true;
     this.list.replaceChildren();
-    this.input.setAttribute("aria-expanded", "false");
     this.input.removeAttribute("aria-activedescendant");
   }
 }
