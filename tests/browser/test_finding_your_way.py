@@ -138,10 +138,12 @@ def test_notification_level_and_privacy(browser, live_url, alice, bob):
     conversation_button(bob_page, "ops").click()
     conversation_button(alice_page, "ops").click()
 
-    # Alice sets "mentions only" in the header: the server keeps it.
+    # Alice sets "mentions only" in the conversation's Members dialog: the server keeps it.
+    alice_page.get_by_role("button", name="Members").click()
     level = alice_page.get_by_label("Notifications for this conversation")
     expect(level).to_have_value("all")
     level.select_option("mentions")
+    alice_page.keyboard.press("Escape")
     expect(conversation_button(alice_page, "ops")).to_have_class("conversation active muted")
     assert Membership.objects.get(conversation=channel, user=alice).muted is True
     alice_page.evaluate(HIDE_TAB)
@@ -152,8 +154,10 @@ def test_notification_level_and_privacy(browser, live_url, alice, bob):
     alice_page.reload()
     connected(alice_page)
     alice_page.evaluate(HIDE_TAB)
+    alice_page.get_by_role("button", name="Members").click()
     expect(alice_page.get_by_label("Notifications for this conversation")).to_have_value("mentions")
     alice_page.get_by_label("Notifications for this conversation").select_option("all")
+    alice_page.keyboard.press("Escape")
     expect(conversation_button(alice_page, "ops")).to_have_class("conversation active")
 
     # Privacy: the default shows the text of a plaintext conversation, the sender only of an encrypted one.

@@ -46,6 +46,9 @@ export class Notifier {
     this.button.hidden = permission === "granted" || permission === "unsupported";
     this.button.disabled = permission === "denied";
     this.button.textContent = permission === "denied" ? "Notifications are blocked in this browser" : "Enable desktop notifications";
+    // What notifications show matters only once there are any: the setting takes the button's place.
+    const setting = document.getElementById("notification-privacy-setting");
+    if (setting) setting.hidden = permission !== "granted";
   }
 
   async askPermission() {
