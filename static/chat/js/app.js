@@ -402,7 +402,7 @@ function openConversation(id, { showUnread = true } = {}) {
 /** Put the "New messages" divider above the first of `count` unread messages, loading older pages if needed. */
 async function showFirstUnread(id, count) {
   const log = store.log(id);
-  const unreadOnes = () => log.ordered().filter((m) => m.id && m.sender.id !== store.me.id && !m.deleted && m.kind !== "reaction");
+  const unreadOnes = () => log.ordered().filter((m) => m.id && m.sender.id !== store.me.id && !m.deleted && m.kind !== "reaction" && m.kind !== "system");
   for (let pages = 0; pages < UNREAD_PAGES_MAX && unreadOnes().length < count && log.hasOlder && !log.error; pages += 1) {
     await loadHistory(id, { older: true });
     if (store.activeId !== id) return;
