@@ -158,6 +158,7 @@ def test_system_lines_show_who_joined_and_a_quiet_addition_is_flagged(
     # Alice removes Carol, after a confirmation; the line shows for her and in Bob's history.
     alice_page.get_by_role("button", name="Members").click()
     members_dialog = alice_page.locator("#members-dialog")
+    members_dialog.get_by_label("Manage Carol Danvers").click()
     members_dialog.get_by_role("button", name="Remove Carol Danvers").click()
     confirm = alice_page.locator("#confirm-dialog")
     expect(confirm).to_contain_text("Remove Carol Danvers?")
@@ -246,6 +247,9 @@ def test_a_ban_disables_the_open_page_and_shows_the_user_offline(
     admin_page.locator(f"input[name=_selected_action][value='{bob.pk}']").check()
     admin_page.locator("select[name=action]").select_option("ban_users")
     admin_page.get_by_role("button", name="Go").click()
+    # A ban asks for its reason first.
+    admin_page.get_by_label("Reason").fill("Spam in Crew")
+    admin_page.get_by_role("button", name="Ban 1 user").click()
     expect(admin_page.locator(".messagelist")).to_be_visible()
     expect(bob_page.locator("#connection-banner")).to_contain_text("This account was disabled.")
     expect(bob_page.locator("#login-link")).to_be_visible()
