@@ -37,7 +37,7 @@ def message_item(page, text):
 
 
 def test_a_ban_from_the_admin_cuts_the_users_open_chat(browser, live_url, alice, bob, moderator, artifacts_dir):
-    group = make_group(bob, (alice, "member"))
+    make_group(bob, (alice, "member"))
     errors = []
     alice_context = signed_in_context(browser, live_url, alice)
     alice_page = open_chat(alice_context, live_url, errors, "alice")
@@ -58,10 +58,8 @@ def test_a_ban_from_the_admin_cuts_the_users_open_chat(browser, live_url, alice,
     # At once, without a reload: the socket is closed with 4403 and the page says so.
     expect(alice_page.locator("#connection-banner")).to_be_visible()
     expect(alice_page.locator("#connection-text")).to_have_text("This account was disabled.")
-    send(alice_page, "after the ban")
-    expect(message_item(alice_page, "after the ban")).to_have_count(1)
-    alice_page.wait_for_timeout(1000)
-    assert not group.messages.filter(body="after the ban").exists()
+    # Nothing more can be written from it: the composer is closed.
+    expect(alice_page.get_by_label("Message", exact=True)).to_be_disabled()
     alice_page.screenshot(path=str(artifacts_dir / "moderation-banned-page.png"))
     # The session is gone too: a reload shows the page for visitors, with no chat.
     alice_page.reload()
