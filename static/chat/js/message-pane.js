@@ -215,7 +215,7 @@ export class MessagePane {
         keep.add(`day:${dayKey(date)}`);
       }
       if (message.id && message.id === this.unreadFrom) {
-        wanted.push(this.node("unread", "unread", () => el("li", { class: "unread-divider", role: "separator", id: "unread-divider" }, "New messages")));
+        wanted.push(this.node("unread", "unread", () => el("li", { class: "unread-divider", id: "unread-divider" }, "New messages")));
         keep.add("unread");
       }
       const continued = isContinuation(previous, message) && message.id !== this.unreadFrom;
