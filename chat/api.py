@@ -4,7 +4,7 @@ from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from chat import services
+from chat import previews, search, services
 from chat.models import Conversation
 from chatterbox.api import api_view, json_body
 from chatterbox.errors import Invalid
@@ -182,3 +182,23 @@ def channels(request):
         for row in rows[:CHANNEL_LIST_MAX]
     ]
     return JsonResponse(listing, safe=False)
+
+
+@api_view("GET")
+def message_search(request):
+    results, has_more = search.message_search(
+        user=request.user,
+        query=request.GET.get("q", ""),
+        conversation_id=_cursor(request, "conversation", low=1),
+        sender=request.GET.get("sender", "").strip() or None,
+        before=request.GET.get("before", "").strip() or None,
+        after=request.GET.get("after", "").strip() or None,
+        page=_cursor(request, "page", default=1, low=1, high=search.PAGE_MAX),
+    )
+    return JsonResponse({"results": results, "has_more": has_more})
+
+
+@api_view("GET")
+def message_preview(request, message_id: int):
+    preview = previews.preview_for_message(user=request.user, message_id=message_id)
+    return JsonResponse(preview) if preview else HttpResponse(status=204)

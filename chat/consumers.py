@@ -46,6 +46,7 @@ FIELD_KINDS = {
     "cursor": (lambda v: _integer(v) and 0 <= v <= services.ID_MAX, "an integer, 0 or more"),
     "limit": (lambda v: _integer(v) and 1 <= v <= services.HISTORY_PAGE_MAX, "an integer from 1 to 100"),
     "text": (lambda v: isinstance(v, str), "a string"),
+    "flag": (lambda v: isinstance(v, bool), "true or false"),
     "object": (lambda v: isinstance(v, dict), "an object"),
 }
 
@@ -59,7 +60,9 @@ FRAMES = {
         "keys": ("object", False),
         "reply_to": ("id", False),
         "attachment": ("id", False),
+        "kind": ("text", False),
     },
+    "reaction": {"message": ("id", True), "emoji": ("text", True), "on": ("flag", True)},
     "message.edit": {"id": ("id", True), **CONTENT_FIELDS, "keys": ("object", False)},
     "message.delete": {"id": ("id", True)},
     "sync": {"conversation": ("id", True), "after": ("cursor", True), "limit": ("limit", False)},
@@ -67,6 +70,10 @@ FRAMES = {
     "read": {"conversation": ("id", True), "up_to": ("cursor", True)},
     "ping": {},
 }
+
+
+# What message.send hands the writer besides the conversation, client id and reply.
+SEND_CONTENT = ("body", "ciphertext", "nonce", "keys", "attachment", "kind")
 
 
 def frame_check(frame) -> tuple[str, dict]:
@@ -217,7 +224,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 sender=self.user,
                 conversation_id=conversation,
                 client_id=client_id,
-                content={field: content.get(field) for field in ("body", "ciphertext", "nonce", "keys", "attachment")},
+                content={field: content.get(field) for field in SEND_CONTENT},
                 reply_to=content.get("reply_to"),
             )
         except INFRASTRUCTURE_ERRORS as error:
@@ -237,6 +244,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def frame_message_delete(self, *, id: int):
         await database_sync_to_async(services.message_delete)(actor=self.user, message_id=id)
+
+    async def frame_reaction(self, *, message: int, emoji: str, on: bool):
+        await database_sync_to_async(services.reaction_set)(user=self.user, message_id=message, emoji=emoji, on=on)
 
     async def frame_sync(self, *, conversation: int, after: int, limit: int = services.HISTORY_PAGE_MAX):
         await self._member_require(conversation)
@@ -375,6 +385,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def chat_message_deleted(self, event):
         if event["conversation"] in self.conversations:
             await self.send_json({"type": "message.deleted", "id": event["id"], "conversation": event["conversation"]})
+
+    async def chat_reaction(self, event):
+        if event["conversation"] in self.conversations:
+            await self.send_json({key: value for key, value in event.items() if key != "type"} | {"type": "reaction"})
 
     async def chat_typing(self, event):
         if event["conversation"] in self.conversations and event["user"] != self.user.pk:

@@ -99,6 +99,8 @@ def conversation_json_for(conversation) -> dict:
         **conversation_json(conversation, conversation.members),
         "role": conversation.role,
         "unread": conversation.unread,
+        # Unread messages that mention the member (plaintext conversations; encrypted: counted by clients).
+        "mentions": conversation.mentions,
         "last_message_id": conversation.last_message_id,
         "muted": conversation.muted,
     }
@@ -153,6 +155,10 @@ def message_json(message, *, encrypted: bool) -> dict:
         shared["nonce"] = message.nonce or None
     else:
         shared["body"] = message.body
+        # Present where the reader attached them (history, sync, search); a new message has none,
+        # and an update leaves them out so that clients keep the ones they have.
+        if hasattr(message, "reaction_map"):
+            shared["reactions"] = message.reaction_map
     return shared
 
 

@@ -32,9 +32,21 @@ class ConversationQuerySet(models.QuerySet):
         unread = (
             Message.objects.filter(conversation=OuterRef("pk"), id__gt=OuterRef("last_read"), deleted_at__isnull=True)
             .exclude(sender=user)
-            .exclude(kind=Message.Kind.SYSTEM)
+            .exclude(kind__in=[Message.Kind.SYSTEM, Message.Kind.REACTION])
             .order_by()
             .values("conversation")
+            .annotate(count=Count("id"))
+            .values("count")
+        )
+        mentions = (
+            MessageMention.objects.filter(
+                user=user,
+                message__conversation=OuterRef("pk"),
+                message__id__gt=OuterRef("last_read"),
+                message__deleted_at__isnull=True,
+            )
+            .order_by()
+            .values("user")
             .annotate(count=Count("id"))
             .values("count")
         )
@@ -47,7 +59,11 @@ class ConversationQuerySet(models.QuerySet):
                 last_read=F("memberships__last_read_message_id"),
                 muted=F("memberships__muted"),
             )
-            .annotate(unread=Coalesce(Subquery(unread), 0), last_message_id=Subquery(last))
+            .annotate(
+                unread=Coalesce(Subquery(unread), 0),
+                mentions=Coalesce(Subquery(mentions), 0),
+                last_message_id=Subquery(last),
+            )
             .prefetch_related(Prefetch("memberships", queryset=Membership.objects.with_users(), to_attr="members"))
             .order_by(F("last_message_id").desc(nulls_last=True), "-created_at", "-id")
         )
@@ -187,6 +203,8 @@ class Message(models.Model):
     class Kind(models.TextChoices):
         TEXT = "text"
         SYSTEM = "system"
+        # Encrypted conversations only: the emoji and its target are inside the ciphertext.
+        REACTION = "reaction"
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     sender = models.ForeignKey(
@@ -232,6 +250,53 @@ class MessageKey(models.Model):
 
     def __str__(self) -> str:
         return f"key of message {self.message_id} for {self.user_id}"
+
+
+class LinkPreview(models.Model):
+    """A fetched link preview (or a failed fetch), cached by URL; see chat/previews.py."""
+
+    url_hash = models.CharField(max_length=64, unique=True)  # SHA-256 of the URL: URLs can be long
+    url = models.TextField()
+    ok = models.BooleanField(default=False)
+    title = models.CharField(max_length=200, blank=True)
+    description = models.CharField(max_length=500, blank=True)
+    site_name = models.CharField(max_length=100, blank=True)
+    fetched_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.url
+
+    def as_json(self) -> dict:
+        return {"url": self.url, "title": self.title, "description": self.description, "site_name": self.site_name}
+
+
+class Reaction(models.Model):
+    """One user's emoji on a message of a plaintext conversation (chat/services/reactions.py)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    emoji = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "user", "emoji"], name="reaction_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id} on {self.message_id}"
+
+
+class MessageMention(models.Model):
+    """A member named by a plaintext message (@username, or everyone by @channel/@here)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mentions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "user"], name="mention_unique")]
+        indexes = [models.Index(fields=["user", "message"], name="mention_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.message_id}"
 
 
 def attachment_path(attachment, filename: str) -> str:

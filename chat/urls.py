@@ -20,6 +20,8 @@ urlpatterns = [
     ),
     path("api/conversations/<int:conversation_id>/read/", api.conversation_read, name="api_conversation_read"),
     path("api/channels/", api.channels, name="api_channels"),
+    path("api/search/", api.message_search, name="api_search"),
+    path("api/messages/<int:message_id>/preview/", api.message_preview, name="api_message_preview"),
     path("api/attachments/", attachments_views.attachments, name="api_attachments"),
     path("api/attachments/<int:attachment_id>/file/", attachments_views.attachment_file, name="api_attachment_file"),
     path(

@@ -204,6 +204,8 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/libsodium-wrappers-sumo", BASE_DIR / "node_modules" / "libsodium-wrappers-sumo" / "dist"),
     ("vendor/libsodium-sumo", BASE_DIR / "node_modules" / "libsodium-sumo" / "dist"),
+    # MiniSearch's ES module (no imports of its own): static/chat/js/search-index.js imports it.
+    ("vendor/minisearch", BASE_DIR / "node_modules" / "minisearch" / "dist" / "es"),
 ]
 # Uploads (profile pictures, attachments) go through Django's storage API: the local MEDIA_ROOT
 # by default, or an S3-compatible bucket with MEDIA_STORAGE=s3 (django-storages). Nothing in the
@@ -359,6 +361,17 @@ CHAT_GROUP_MAX_MEMBERS = env_int("CHAT_GROUP_MAX_MEMBERS", 256)
 # --websocket-max-message-size above this so the client gets that answer, not a dropped socket.
 WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 256 * 1024)
 
+# Link previews in plaintext conversations (chat/previews.py): the server fetches the page with
+# these caps, and only from public addresses.
+LINK_PREVIEWS = env_bool("LINK_PREVIEWS", True)
+LINK_PREVIEW_MAX_BYTES = env_int("LINK_PREVIEW_MAX_BYTES", 256 * 1024)
+LINK_PREVIEW_TIMEOUT = env_int("LINK_PREVIEW_TIMEOUT", 5)
+LINK_PREVIEW_MAX_REDIRECTS = env_int("LINK_PREVIEW_MAX_REDIRECTS", 3)
+# Networks the fetcher may reach although they are not public: for tests on this machine only
+# (e.g. "127.0.0.1/32"), so it needs DEBUG. Production never fetches from private addresses.
+LINK_PREVIEW_TEST_NETWORKS = env_list("LINK_PREVIEW_TEST_NETWORKS", [])
+if LINK_PREVIEW_TEST_NETWORKS and not DEBUG:
+    raise ImproperlyConfigured("LINK_PREVIEW_TEST_NETWORKS is for tests only and needs DEBUG=1.")
 # Anti-abuse limits (moderation/limits.py), each "N/S" (N per S seconds) or "off": per user, and
 # RATE_LIMIT_ADDRESS_FACTOR times that per client address. Accounts younger than
 # NEW_ACCOUNT_AGE_HOURS get the stricter *_NEW limit.

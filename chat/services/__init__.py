@@ -36,6 +36,7 @@ from chat.services.messages import (
     message_send,
     read_mark,
 )
+from chat.services.reactions import reaction_set, reactions_attach
 from chat.services.reads import (
     HISTORY_PAGE_MAX,
     ID_MAX,
@@ -80,6 +81,8 @@ __all__ = [
     "message_edit",
     "message_send",
     "newest_message_ids",
+    "reaction_set",
+    "reactions_attach",
     "read_mark",
     "socket_session",
     "upload_precheck",

@@ -17,6 +17,7 @@ from chat import events
 from chat.models import Conversation, Membership, Message, MessageKey
 from chat.services.attachments import attachment_claim, attachment_discard
 from chat.services.lookups import _conversation_get, _latest_message_id, _membership_require
+from chat.services.mentions import mentions_check, mentions_record
 from chatterbox.errors import Forbidden, Invalid, NotFound, NotMember, RateLimited, TooLarge
 from moderation.audit import audit_record
 from moderation.restrictions import direct_block_check
@@ -40,6 +41,7 @@ def message_send(
     keys: dict[str, str] | None = None,
     reply_to: int | None = None,
     attachment: int | None = None,
+    kind: str | None = None,
 ) -> tuple[Message, bool]:
     """Store a message and broadcast it on commit; return it and False if client_id was seen before.
 
@@ -47,7 +49,8 @@ def message_send(
     messages in one transaction.
     """
     client_id_check(client_id)
-    content = {"body": body, "ciphertext": ciphertext, "nonce": nonce, "keys": keys, "attachment": attachment}
+    content = {"body": body, "ciphertext": ciphertext, "nonce": nonce, "keys": keys}
+    content.update(attachment=attachment, kind=kind)
     try:
         with transaction.atomic():
             message, created, event = _message_store(
@@ -118,23 +121,37 @@ def _message_store(
         return existing, False, None
     # Read, never pop: the message path may store the same content again after a failed batch.
     content = dict(content)
+    kind = content.pop("kind", None) or Message.Kind.TEXT
     attachment_id = content.pop("attachment", None)
+    _kind_check(kind, conversation, attachment_id)
     fields, keys = _content_check(conversation, member_ids, **content, with_attachment=attachment_id is not None)
     if reply_to is not None and not Message.objects.filter(pk=reply_to, conversation=conversation).exists():
         raise Invalid("reply_to must be a message of this conversation.", field="reply_to")
+    mentioned = mentions_check(conversation=conversation, sender=sender, body=fields.get("body"))
     _rate_limit_check(sender.pk)
     previous_id = context.newest[conversation_id]
     message = Message.objects.create(
-        conversation=conversation, sender=sender, client_id=client_id, reply_to_id=reply_to, **fields
+        conversation=conversation, sender=sender, client_id=client_id, reply_to_id=reply_to, kind=kind, **fields
     )
     attachment_claim(sender=sender, conversation=conversation, attachment_id=attachment_id, message=message)
     if keys:
         MessageKey.objects.bulk_create([MessageKey(message=message, user_id=uid, key=key) for uid, key in keys.items()])
+    mentions_record(message=message, user_ids=mentioned)
     event = _message_event(message, conversation, member_ids, keys, event_type="chat.message")
     # The previous id lets each socket notice a message the channel layer dropped.
     event["prev_id"] = previous_id
     context.newest[conversation_id] = message.pk
     return message, True, event
+
+
+def _kind_check(kind, conversation: Conversation, attachment_id: int | None) -> None:
+    """A message is text, or in an encrypted conversation a reaction (which carries no file)."""
+    if kind not in {Message.Kind.TEXT, Message.Kind.REACTION}:
+        raise Invalid('kind must be "text" or, in an encrypted conversation, "reaction".', field="kind")
+    if kind == Message.Kind.REACTION and not conversation.encrypted:
+        raise Invalid("In a plaintext conversation, react with the reaction frame.", field="kind")
+    if kind == Message.Kind.REACTION and attachment_id is not None:
+        raise Invalid("A reaction carries no attachment.", field="attachment")
 
 
 def _message_event(message, conversation, member_ids, keys, *, event_type: str) -> dict:

@@ -6,6 +6,7 @@ from accounts.models import User
 from chat import events
 from chat.models import Conversation, Membership, Message
 from chat.presence import users_online
+from chat.services.reactions import reactions_attach
 from chatterbox.errors import Invalid, NotFound, NotMember
 
 HISTORY_PAGE_MAX = 100
@@ -43,6 +44,7 @@ def history_page(
     page = list(messages[: limit + 1])
     has_more = len(page) > limit
     page = page[:limit] if after is not None else page[:limit][::-1]
+    reactions_attach(page)
     return [events.message_json_for(message) for message in page], has_more
 
 

@@ -69,6 +69,7 @@ def test_list_conversations_with_members_unread_and_last_message(alice, bob, car
         ],
         "role": "owner",
         "unread": 2,
+        "mentions": 0,
         "last_message_id": own.pk,
         "last_message": mine["last_message"],
         "muted": False,
@@ -92,8 +93,8 @@ def test_conversation_list_and_history_take_fixed_queries(alice, bob, carol, cli
     # Session, user, conversations, members, last messages: no query per conversation or member.
     with django_assert_num_queries(5):
         assert len(client.get("/api/conversations/").json()) == 3
-    # Session, user, membership check, messages with senders: none per message.
-    with django_assert_num_queries(4):
+    # Session, user, membership check, messages with senders, their reactions: none per message.
+    with django_assert_num_queries(5):
         messages = client.get(f"/api/conversations/{group.pk}/messages/").json()["messages"]
     assert len(user_messages(messages)) == 3 and len(messages) == 6
 
@@ -317,6 +318,7 @@ def test_history_paging(alice, bob, client_of, no_rate_limit):
         "reply_to": None,
         "attachment": None,
         "body": "m4",
+        "reactions": {},
     }
 
 

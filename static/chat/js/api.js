@@ -49,6 +49,7 @@ export const api = {
     request("POST", "/api/conversations/", { kind: "group", name, members: usernames, encrypted }),
   createChannel: (name, topic) => request("POST", "/api/conversations/", { kind: "channel", name, topic }),
   join: (id) => request("POST", `${conversationPath(id)}/join/`),
+  setMuted: (id, muted) => request("PATCH", `${conversationPath(id)}/`, { muted }),
   invite: (id, username) => request("POST", `${conversationPath(id)}/members/`, { username }),
   setRole: (id, username, role) => request("PATCH", `${conversationPath(id)}/members/${encodeURIComponent(username)}/`, { role }),
   muteMember: (id, username, mutedUntil) =>
@@ -62,6 +63,15 @@ export const api = {
   ownKey: () => request("GET", "/api/keys/"),
   putKey: (backup) => request("PUT", "/api/keys/", backup),
   publicKey: (username) => request("GET", `/api/keys/${encodeURIComponent(username)}/`),
+  search: ({ q, conversationId, sender, after, before, page }) => {
+    const query = new URLSearchParams({ q });
+    if (conversationId) query.set("conversation", conversationId);
+    if (sender) query.set("sender", sender);
+    if (after) query.set("after", after);
+    if (before) query.set("before", before);
+    if (page && page > 1) query.set("page", page);
+    return request("GET", `/api/search/?${query}`);
+  },
   messages: (id, { before, limit } = {}) => {
     const query = new URLSearchParams();
     if (before) query.set("before", before);

@@ -9,17 +9,27 @@ import { displayName } from "./dom.js";
 import { KeyDialog, SafetyDialog } from "./key-dialogs.js";
 import { KeyRing } from "./keyring.js";
 import { Lightbox } from "./lightbox.js";
+import { plainText } from "./markdown.js";
 import { MessagePane } from "./message-pane.js";
 import { RovingList } from "./message-keyboard.js";
-import { Notifier } from "./notifications.js";
+import { Notifier, notificationPrivacy, setNotificationPrivacy } from "./notifications.js";
 import { MembersDialog, OnlineList } from "./people.js";
+import { MentionAutocomplete, mentionedIds, mentionsMe } from "./mentions.js";
 import { ProfileCard } from "./profile-card.js";
+import { ReactionPicker, applyReaction } from "./reactions.js";
 import { Recorder } from "./recorder.js";
 import { ReportDialog } from "./report-dialog.js";
+import { SearchDialog } from "./search.js";
+import { QuickSwitcher } from "./switcher.js";
+import { LocalSearch } from "./search-index.js";
 import { ChatSocket } from "./socket.js";
 import { ChatStore, TYPING_EXPIRES_MS, messageText, withSender } from "./store.js";
 
 const NOTICE_MS = 8000;
+// How far back a jump to a search hit loads history (pages of limits.history_page) before giving up.
+const JUMP_PAGES_MAX = 40;
+// How far back opening a conversation goes to find its first unread message (pages, likewise).
+const UNREAD_PAGES_MAX = 10;
 const PHONE_QUERY = window.matchMedia("(max-width: 700px)");
 const $ = (id) => document.getElementById(id);
 
@@ -42,6 +52,7 @@ const edits = new Map();
 
 const actions = {
   open: (id) => openConversation(id),
+  jump: (conversationId, messageId) => jumpToMessage(conversationId, messageId),
   loadOlder: (id) => loadHistory(id, { older: store.log(id).historyLoaded }),
   typing: (id) => socket.typing(id),
 
@@ -87,6 +98,27 @@ const actions = {
       return;
     }
     if (!socket.editMessage(message.id, { body })) notice("You are offline; the edit was not sent. Try again once reconnected.");
+  },
+
+  pickReaction: (button, message) => picker.open(button, (emoji) => actions.react(message, emoji, true)),
+
+  /** Add or remove a reaction: a frame in a plaintext conversation, an encrypted message otherwise. */
+  async react(message, emoji, on) {
+    const conversation = store.conversations.get(message.conversation);
+    if (!conversation) return;
+    if (!conversation.encrypted) {
+      if (!socket.react(message.id, emoji, on)) notice("You are offline; the reaction was not sent.");
+      return;
+    }
+    const why = await readyToEncrypt(conversation.id);
+    if (why) {
+      notice(`The reaction was not sent: ${why}`);
+      return;
+    }
+    const clientId = crypto.randomUUID();
+    const current = store.conversations.get(conversation.id);
+    const fields = keys.sealContent(current, clientId, { reaction: { message: message.id, emoji, on } });
+    socket.resend(clientId, { type: "message.send", conversation: conversation.id, client_id: clientId, kind: "reaction", ...fields });
   },
 
   keySetup: () => openKeyDialog(),
@@ -269,6 +301,16 @@ const keyDialog = new KeyDialog({ dialog: $("key-dialog"), keys, onDone: (text) 
 const safetyDialog = new SafetyDialog({ dialog: $("safety-dialog"), keys });
 const reportDialog = new ReportDialog({ dialog: $("report-dialog"), keys, actions: { report: actions.sendReport } });
 const newConversation = new NewConversationDialog({ store, dialog: $("new-conversation-dialog"), actions, limits });
+const picker = new ReactionPicker();
+const switcher = new QuickSwitcher({
+  store,
+  dialog: $("switcher-dialog"),
+  onOpen: actions.open,
+  onPerson: (username) => actions.startDirect(username).then(openConversation, (error) => notice(error.message)),
+});
+const mentionAutocomplete = new MentionAutocomplete({ input: $("composer-input"), list: $("mention-list"), store });
+const localSearch = new LocalSearch({ me: store.me, keys, chat: store });
+const searchDialog = new SearchDialog({ store, dialog: $("search-dialog"), onJump: actions.jump, localSearch });
 new ProfileCard({
   store,
   keys,
@@ -281,6 +323,19 @@ new RovingList($("online-list"), { items: ".person-button" });
 const notifier = new Notifier({ store, button: $("notifications-button"), onOpen: actions.open });
 
 $("new-conversation").addEventListener("click", () => newConversation.open());
+$("search-button").addEventListener("click", () => searchDialog.open());
+$("notification-privacy").value = notificationPrivacy();
+$("notification-privacy").addEventListener("change", (event) => setNotificationPrivacy(event.target.value));
+$("notify-level").addEventListener("change", async (event) => {
+  const id = store.activeId;
+  const muted = event.target.value === "mentions";
+  try {
+    store.putConversation(await api.setMuted(id, muted));
+  } catch (error) {
+    notice(`Could not change notifications: ${error.message}`);
+  }
+  renderAll();
+});
 $("browse-channels").addEventListener("click", () => newConversation.open("channels"));
 $("members-button").addEventListener("click", () => members.open());
 $("safety-button").addEventListener("click", () => {
@@ -322,22 +377,55 @@ function adopt(conversation) {
   return conversation.id;
 }
 
-function openConversation(id) {
+function openConversation(id, { showUnread = true } = {}) {
   if (!store.conversations.has(id)) return;
+  const unreadCount = store.conversations.get(id).unread ?? 0;
   store.activeId = id;
   appRoot.dataset.view = "conversation";
   history.replaceState(null, "", `#conversation-${id}`);
   pane.show();
+  $("notify-level").value = store.conversations.get(id).muted ? "mentions" : "all";
   attachments.render();
   list.render();
   online.render();
   const log = store.log(id);
-  if (!log.historyLoaded) loadHistory(id);
+  const loading = log.historyLoaded ? Promise.resolve() : loadHistory(id);
+  if (showUnread && unreadCount) loading.then(() => showFirstUnread(id, unreadCount));
   markReadIfLooking();
   // On a phone, focusing the composer would pop up the keyboard over the history.
   if (!PHONE_QUERY.matches && !$("composer-input").disabled) $("composer-input").focus();
   else $("pane-title").focus();
   promptForKey();
+  return loading;
+}
+
+/** Put the "New messages" divider above the first of `count` unread messages, loading older pages if needed. */
+async function showFirstUnread(id, count) {
+  const log = store.log(id);
+  const unreadOnes = () => log.ordered().filter((m) => m.id && m.sender.id !== store.me.id && !m.deleted && m.kind !== "reaction" && m.kind !== "system");
+  for (let pages = 0; pages < UNREAD_PAGES_MAX && unreadOnes().length < count && log.hasOlder && !log.error; pages += 1) {
+    await loadHistory(id, { older: true });
+    if (store.activeId !== id) return;
+  }
+  const ones = unreadOnes();
+  if (ones.length < count && log.hasOlder) return; // too far back: the view stays at the newest
+  const first = ones[Math.max(0, ones.length - count)];
+  if (first && store.activeId === id) pane.showUnread(first.id);
+}
+
+/** Open a conversation at one message: load older pages until it is there, then show it. */
+async function jumpToMessage(conversationId, messageId) {
+  if (!store.conversations.has(conversationId)) {
+    notice("You are no longer in that conversation.");
+    return;
+  }
+  await openConversation(conversationId, { showUnread: false });
+  const log = store.log(conversationId);
+  for (let pages = 0; pages < JUMP_PAGES_MAX && !log.byId.has(messageId) && log.hasOlder && !log.error; pages += 1) {
+    await loadHistory(conversationId, { older: true });
+    if (store.activeId !== conversationId) return; // the person moved on meanwhile
+  }
+  if (!pane.reveal(messageId)) notice("That message is no longer in the conversation's history.");
 }
 
 function showList() {
@@ -373,7 +461,7 @@ async function loadHistory(id, { older = false } = {}) {
   if (id === store.activeId) pane.render();
   try {
     const answer = await api.messages(id, { before, limit: limits.history_page });
-    for (const message of answer.messages) store.addMessage(reveal(message));
+    for (const message of answer.messages) remember(reveal(message));
     log.hasOlder = answer.has_more;
     log.historyLoaded = true;
   } catch (error) {
@@ -395,6 +483,7 @@ function markReadIfLooking() {
   if (id === null || !paneVisible || document.visibilityState !== "visible" || !document.hasFocus()) return;
   const upTo = store.unreadUpTo(id);
   store.conversations.get(id).unread = 0;
+  store.conversations.get(id).mentions = 0;
   if (upTo && socket.read(id, upTo)) store.setReadUpTo(id, upTo);
   list.render();
 }
@@ -407,6 +496,8 @@ function currentHashId() {
 function renderAll() {
   list.render();
   pane.renderHeader();
+  const active = store.conversations.get(store.activeId);
+  if (active) $("notify-level").value = active.muted ? "mentions" : "all";
   pane.renderComposerState();
   online.render();
   if (members.dialog.open) members.render();
@@ -507,7 +598,10 @@ async function sendEncrypted(clientId, conversationId) {
     log.pending.set(clientId, { ...pending, failed: why });
   } else {
     const conversation = store.conversations.get(conversationId);
-    const fields = keys.seal(conversation, clientId, pending.decrypted.text, pending.decrypted.attachment);
+    const { text, attachment } = pending.decrypted;
+    // The mention list travels inside the ciphertext: only members' browsers learn who was named.
+    const content = { text, mentions: mentionedIds(text, conversation, store.me), ...(attachment ? { attachment } : {}) };
+    const fields = keys.sealContent(conversation, clientId, content);
     if (pending.reply_to) fields.reply_to = pending.reply_to;
     if (pending.attachment) fields.attachment = pending.attachment.id;
     socket.resend(clientId, { type: "message.send", conversation: conversationId, client_id: clientId, ...fields });
@@ -583,6 +677,8 @@ function renderKeyBanner() {
 
 keys.addEventListener("change", () => {
   revealAll();
+  if (keys.keyPair) localSearch.indexAll().catch(() => {});
+  else localSearch.close();
   renderAll();
   pane.render();
 });
@@ -592,7 +688,10 @@ keys.addEventListener("change", () => {
 socket.addEventListener("status", ({ detail }) => {
   renderConnection(detail);
   // Signed out (elsewhere, or the session ended): the key pair goes, as at logout.
-  if (detail.state === "unauthenticated") keys.forget().catch(() => {});
+  if (detail.state === "unauthenticated") {
+    keys.forget().catch(() => {});
+    localSearch.wipe().catch(() => {});
+  }
 });
 
 // Banned (the socket closed with 4403): nothing more can be sent from this page.
@@ -628,16 +727,17 @@ socket.addEventListener("message", ({ detail }) => {
     refreshConversations().catch((error) => notice(error.message));
     return;
   }
-  const isNew = store.addMessage(message);
-  // A system line (who joined, who left) is news for the history, not a notification.
-  const fromOthers = message.kind !== "system" && message.sender.id !== store.me.id;
+  const isNew = remember(message);
+  // A system line (who joined, who left) is news for the history, not a notification; an
+  // encrypted reaction is folded into its target.
+  const fromOthers = message.kind !== "system" && message.kind !== "reaction" && message.sender.id !== store.me.id;
   if (message.conversation === store.activeId) {
     pane.render({ appended: true });
     pane.renderTyping();
     markReadIfLooking();
-    if (fromOthers && isNew) announce(`${displayName(message.sender)}: ${messageText(message) || attachmentSummary(message) || (messageText(message) ?? "Encrypted message")}`);
+    if (fromOthers && isNew) announce(`${displayName(message.sender)}: ${plainTextOf(message)}`);
   }
-  if (live && fromOthers && isNew) notifier.incoming(message);
+  if (live && fromOthers && isNew) notifier.incoming(message, { mentioned: mentionsMe(message, store.conversations.get(message.conversation), store.me) });
   list.render();
 });
 
@@ -645,7 +745,7 @@ socket.addEventListener("ack", ({ detail }) => {
   for (const [conversationId, log] of store.logs) {
     const pending = log.pending.get(detail.client_id);
     if (!pending) continue;
-    store.addMessage({ ...pending, id: detail.id, created_at: detail.created_at ?? pending.created_at });
+    remember({ ...pending, id: detail.id, created_at: detail.created_at ?? pending.created_at });
     if (conversationId === store.activeId) pane.render();
     list.render();
   }
@@ -655,7 +755,10 @@ socket.addEventListener("updated", ({ detail }) => {
   const message = reveal(detail.message);
   for (const [tag, edit] of edits) if (edit.message.id === message.id) edits.delete(tag);
   const log = store.log(message.conversation);
-  if (log.byId.has(message.id)) log.byId.set(message.id, message);
+  const known = log.byId.get(message.id);
+  // An update leaves reactions out: keep the ones this page has.
+  if (known) log.byId.set(message.id, message.reactions || !known.reactions ? message : { ...message, reactions: known.reactions });
+  localSearch.index(message).catch(() => {});
   const conversation = store.conversations.get(message.conversation);
   if (conversation?.last_message?.id === message.id) conversation.last_message = message;
   if (message.conversation === store.activeId) pane.render();
@@ -666,11 +769,20 @@ socket.addEventListener("deleted", ({ detail }) => {
   const log = store.log(detail.conversation);
   const message = log.byId.get(detail.id);
   if (message) log.byId.set(detail.id, { ...message, deleted: true, body: "" });
+  if (message) localSearch.index({ ...message, deleted: true }).catch(() => {});
   if (message?.attachment) releaseAttachment(message.attachment.id);
   const conversation = store.conversations.get(detail.conversation);
   if (conversation?.last_message?.id === detail.id) conversation.last_message = { ...conversation.last_message, deleted: true };
   if (detail.conversation === store.activeId) pane.render();
   list.render();
+});
+
+socket.addEventListener("reaction", ({ detail }) => {
+  const log = store.log(detail.conversation);
+  const message = log.byId.get(detail.message);
+  if (!message) return;
+  log.byId.set(message.id, { ...message, reactions: applyReaction(message.reactions, detail) });
+  if (detail.conversation === store.activeId) pane.render();
 });
 
 socket.addEventListener("typing", ({ detail }) => {
@@ -682,6 +794,8 @@ socket.addEventListener("typing", ({ detail }) => {
 
 socket.addEventListener("read", ({ detail }) => {
   store.applyRead(detail);
+  const conversation = store.conversations.get(detail.conversation);
+  if (detail.user === store.me.id && conversation && !conversation.unread) conversation.mentions = 0;
   if (detail.conversation === store.activeId) pane.render();
   list.render();
 });
@@ -795,6 +909,22 @@ function notice(text) {
   }, NOTICE_MS);
 }
 
+/** Store a message, and index it for search in this browser when it is an encrypted one. */
+function remember(message) {
+  const isNew = store.addMessage(message);
+  const conversation = store.conversations.get(message.conversation);
+  // Counted apart from unread; the server counts plaintext mentions for the next page load.
+  if (isNew && conversation && mentionsMe(message, conversation, store.me)) conversation.mentions = (conversation.mentions ?? 0) + 1;
+  localSearch.index(message).catch(() => {});
+  return isNew;
+}
+
+function plainTextOf(message) {
+  const text = messageText(message);
+  if (text) return plainText(text);
+  return attachmentSummary(message) || (text === null ? "Encrypted message" : "");
+}
+
 function announce(text) {
   $("announcer").textContent = text;
 }
@@ -804,6 +934,16 @@ document.addEventListener("visibilitychange", markReadIfLooking);
 PHONE_QUERY.addEventListener("change", markReadIfLooking);
 document.addEventListener("keydown", (event) => {
   if (event.defaultPrevented) return;
+  if ((event.ctrlKey || event.metaKey) && !event.shiftKey && event.key.toLowerCase() === "k" && !document.querySelector("dialog[open]")) {
+    event.preventDefault();
+    switcher.open();
+    return;
+  }
+  if ((event.ctrlKey || event.metaKey) && event.shiftKey && event.key.toLowerCase() === "f" && !document.querySelector("dialog[open]")) {
+    event.preventDefault();
+    searchDialog.open();
+    return;
+  }
   if (event.key === "Escape" && PHONE_QUERY.matches && appRoot.dataset.view === "conversation" && !document.querySelector("dialog[open]")) {
     showList();
   }

@@ -28,14 +28,18 @@ export class ConversationList {
     const active = conversation.id === this.store.activeId;
     const unread = active ? 0 : conversation.unread ?? 0;
     const title = this.store.title(conversation);
+    const mentions = active ? 0 : conversation.mentions ?? 0;
     const badge = unread
       ? el("span", { class: "badge", "aria-label": `${unread} unread` }, unread > 99 ? "99+" : String(unread))
+      : null;
+    const mentionBadge = mentions
+      ? el("span", { class: "badge badge-mention", "aria-label": `${mentions} mention${mentions === 1 ? "" : "s"}` }, `@${mentions > 99 ? "99+" : mentions}`)
       : null;
     const button = el(
       "button",
       {
         type: "button",
-        class: `conversation${active ? " active" : ""}${unread ? " has-unread" : ""}`,
+        class: `conversation${active ? " active" : ""}${unread ? " has-unread" : ""}${conversation.muted ? " muted" : ""}`,
         "aria-current": active ? "true" : null,
         dataset: { conversationId: conversation.id },
         onclick: () => this.onOpen(conversation.id),
@@ -45,7 +49,7 @@ export class ConversationList {
         "span",
         { class: "conversation-text" },
         el("span", { class: "conversation-name" }, title),
-        el("span", { class: "visually-hidden" }, `, ${KIND_LABELS[conversation.kind] ?? conversation.kind}`),
+        el("span", { class: "visually-hidden" }, `, ${KIND_LABELS[conversation.kind] ?? conversation.kind}${conversation.muted ? ", mentions only" : ""}`),
         el("span", { class: "conversation-preview" }, this.preview(conversation)),
       ),
       conversation.downgraded
@@ -53,6 +57,7 @@ export class ConversationList {
         : conversation.encrypted
           ? el("span", { class: "lock", title: "End-to-end encrypted" }, icon("lock"))
           : null,
+      mentionBadge,
       badge,
     );
     return el("li", {}, button);

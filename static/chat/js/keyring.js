@@ -210,12 +210,17 @@ export class KeyRing extends EventTarget {
    * every current member; call blockers() first (and learn() the members).
    */
   seal(conversation, clientId, text, attachment = null) {
+    return this.sealContent(conversation, clientId, attachment ? { text, attachment } : { text });
+  }
+
+  /** Encrypt any content object (e.g. {text, mentions} or {reaction: {message, emoji, on}}) like seal(). */
+  sealContent(conversation, clientId, content) {
     const recipients = {};
     for (const member of conversation.members) {
       recipients[member.id] = member.id === this.me.id ? this.publicKey : this.pins.get(member.id).publicKey;
     }
     return e2e.sealMessage({
-      content: attachment ? { text, attachment } : { text },
+      content,
       conversation: conversation.id,
       clientId,
       senderPrivateKey: this.keyPair.privateKey,
@@ -239,7 +244,16 @@ export class KeyRing extends EventTarget {
     const trusted = senderId === this.me.id ? [this.keyPair.publicKey] : pin ? [pin.publicKey, ...older] : [];
     for (const key of trusted) {
       const content = this.openContent(message, key);
-      if (content !== null) return { ...message, decrypted: { status: "ok", text: content.text, attachment: sealedAttachment(message, content) } };
+      if (content === null) continue;
+      if (typeof content.text === "string") {
+        const mentions = Array.isArray(content.mentions) ? content.mentions.filter(Number.isInteger) : undefined;
+        const attachment = sealedAttachment(message, content);
+        return { ...message, decrypted: { status: "ok", text: content.text, attachment, ...(mentions ? { mentions } : {}) } };
+      }
+      // A reaction (reactions.js) carries its target and emoji instead of text.
+      if (message.kind === "reaction" && validReaction(content.reaction)) {
+        return { ...message, decrypted: { status: "ok", text: "", reaction: content.reaction } };
+      }
     }
     if (this.changed.has(senderId) && this.open(message, this.changed.get(senderId)) !== null) {
       return { ...message, decrypted: { status: "untrusted" } };
@@ -262,12 +276,12 @@ export class KeyRing extends EventTarget {
   }
 
   open(message, senderPublicKey) {
-    return this.openContent(message, senderPublicKey)?.text ?? null;
+    const content = this.openContent(message, senderPublicKey);
+    return content && typeof content.text === "string" ? content.text : null;
   }
 
   openContent(message, senderPublicKey) {
-    const content = e2e.openMessage(message, senderPublicKey, this.keyPair.privateKey);
-    return content && typeof content.text === "string" ? content : null;
+    return e2e.openMessage(message, senderPublicKey, this.keyPair.privateKey);
   }
 
   // Other tabs
@@ -297,6 +311,18 @@ export class KeyRing extends EventTarget {
   emit() {
     this.dispatchEvent(new Event("change"));
   }
+}
+
+function validReaction(reaction) {
+  return (
+    reaction !== null &&
+    typeof reaction === "object" &&
+    Number.isInteger(reaction.message) &&
+    typeof reaction.emoji === "string" &&
+    reaction.emoji.length > 0 &&
+    reaction.emoji.length <= 32 &&
+    typeof reaction.on === "boolean"
+  );
 }
 
 /** Return the attachment secrets inside the content if they belong to the message's own upload. */

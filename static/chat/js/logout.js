@@ -1,8 +1,10 @@
-// Logging out forgets the unlocked private key this browser keeps (docs/e2e.md). The header's
+// Logging out forgets the unlocked private key this browser keeps, and the sealed search
+// indexes of encrypted conversations (docs/e2e.md). The header's
 // logout form is on every page, so base.html loads this module everywhere: it clears the key
 // from IndexedDB, tells the user's other tabs, then lets the form go on. Pinned contact keys stay.
 
 import { KEY_CHANNEL, openKeystore } from "./keystore.js";
+import { deleteSearchIndexes } from "./search-store.js";
 
 // Logging out must never hang on a stuck database.
 const GIVE_UP_MS = 3000;
@@ -10,6 +12,8 @@ const GIVE_UP_MS = 3000;
 const form = document.getElementById("logout-form");
 
 async function forgetKey(userId) {
+  // The sealed search indexes of encrypted conversations go too (search-index.js).
+  const wiped = deleteSearchIndexes().catch(() => {});
   const keystore = await openKeystore(userId);
   try {
     await keystore.clearKeyPair();
@@ -21,6 +25,7 @@ async function forgetKey(userId) {
     channel.postMessage({ type: "forget" });
     channel.close();
   }
+  await wiped;
 }
 
 form?.addEventListener("submit", async (event) => {

@@ -2,7 +2,11 @@
 // message with its actions, the typing line and the composer.
 
 import { releaseMedia, renderAttachment } from "./attachment-view.js";
-import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, linkifiedText, placeInOrder } from "./dom.js";
+import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, placeInOrder } from "./dom.js";
+import { formattedText, plainText } from "./markdown.js";
+import { previewSlot } from "./previews.js";
+import { foldReactions, reactionBar } from "./reactions.js";
+import { mentionContext, mentionsMe } from "./mentions.js";
 import { isMuted, verifiedBadge } from "./people.js";
 import { messageText } from "./store.js";
 import { systemText, unannouncedMembers } from "./system.js";
@@ -34,6 +38,7 @@ export class MessagePane {
     this.lastTypingSent = 0;
     this.shownId = null;
     this.drafts = new Map(); // conversation id -> unsent text, kept while switching
+    this.unreadFrom = null; // the first unread message when the conversation was opened
     this.unfolded = new Set(); // ids of blocked users' messages shown anyway, on request
     this.bindComposer();
     this.dom.scroller.addEventListener("scroll", () => this.scrolled());
@@ -70,6 +75,7 @@ export class MessagePane {
     releaseMedia(this.shownId);
     this.setReply(null);
     this.editingId = null;
+    this.unreadFrom = null;
     if (!conversation) return;
     this.fitComposer();
     this.renderHeader();
@@ -198,18 +204,30 @@ export class MessagePane {
     const wanted = [];
     const keep = new Set();
     let previous = null;
-    for (const message of log.ordered()) {
+    const messages = log.ordered();
+    // Encrypted reactions are messages of their own; they show on the message they point at.
+    const folded = conversation.encrypted ? foldReactions(messages) : null;
+    for (const message of messages) {
+      if (message.kind === "reaction") continue;
       const date = new Date(message.created_at);
       if (!previous || dayKey(new Date(previous.created_at)) !== dayKey(date)) {
         wanted.push(this.node(`day:${dayKey(date)}`, formatDay(date), () => daySeparator(date)));
         keep.add(`day:${dayKey(date)}`);
       }
-      const continued = isContinuation(previous, message);
+      if (message.id && message.id === this.unreadFrom) {
+        wanted.push(this.node("unread", "unread", () => el("li", { class: "unread-divider", id: "unread-divider" }, "New messages")));
+        keep.add("unread");
+      }
+      const continued = isContinuation(previous, message) && message.id !== this.unreadFrom;
       const key = message.id ? `m:${message.id}` : `p:${message.client_id}`;
       const seen = message.id ? seenBy.get(message.id) : null;
-      const state = { continued, seen, editing: message.id && message.id === this.editingId };
-      const folded = this.isFolded(message);
-      const signature = JSON.stringify([message, state, this.quoteSignature(message), this.keys.changed.has(message.sender.id), folded]);
+      const reactions = folded ? folded.get(message.id) : message.reactions;
+      const state = { continued, seen, editing: message.id && message.id === this.editingId, reactions };
+      const blocked = this.isFolded(message);
+      // A message being edited keeps its node (and the text being typed, and focus) until the edit ends.
+      const signature = state.editing
+        ? `editing:${message.id}`
+        : JSON.stringify([message, state, this.quoteSignature(message), this.keys.changed.has(message.sender.id), blocked]);
       wanted.push(this.node(key, signature, () => this.messageNode(message, state)));
       keep.add(key);
       previous = message;
@@ -276,6 +294,29 @@ export class MessagePane {
     this.dom.jumpButton.hidden = true;
   }
 
+  /** Mark where the unread messages start and show it (the divider first, near the top). */
+  showUnread(messageId) {
+    this.unreadFrom = messageId;
+    this.render();
+    const divider = document.getElementById("unread-divider");
+    if (!divider) return false;
+    divider.scrollIntoView({ block: "start" });
+    this.dom.jumpButton.hidden = this.isAtBottom();
+    return true;
+  }
+
+  /** Scroll a message into the middle of the view and flash it; return false if it is not shown. */
+  reveal(messageId) {
+    const item = document.getElementById(`message-${messageId}`);
+    if (!item) return false;
+    item.scrollIntoView({ block: "center" });
+    item.classList.remove("found");
+    void item.offsetWidth; // restart the animation when the same message is found again
+    item.classList.add("found");
+    this.dom.jumpButton.hidden = this.isAtBottom();
+    return true;
+  }
+
   isAtBottom() {
     const scroller = this.dom.scroller;
     return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < STICK_TO_BOTTOM_PX;
@@ -305,11 +346,12 @@ export class MessagePane {
 
   // One message
 
-  messageNode(message, { continued, seen, editing }) {
+  messageNode(message, { continued, seen, editing, reactions }) {
     if (message.kind === "system") return this.systemNode(message);
     const mine = message.sender.id === this.store.me.id;
     const classes = ["message"];
     if (mine) classes.push("mine");
+    if (mentionsMe(message, this.conversation, this.store.me)) classes.push("mentions-me");
     if (continued) classes.push("continued");
     if (!message.id) classes.push("pending");
     if (message.failed) classes.push("failed");
@@ -338,6 +380,13 @@ export class MessagePane {
             ),
         this.quote(message),
         editing ? this.editor(message) : this.content(message),
+        message.deleted || this.isFolded(message)
+          ? null
+          : reactionBar(reactions, {
+              me: this.store.me,
+              users: this.store.users,
+              onToggle: (emoji, on) => this.actions.react(message, emoji, on),
+            }),
         this.status(message),
         seen ? el("p", { class: "seen" }, `Seen by ${seen.join(", ")}`) : null,
       ),
@@ -381,13 +430,17 @@ export class MessagePane {
     const text = messageText(message);
     if (text !== null) {
       // A file sent on its own has no caption to show.
-      if (text || !message.attachment) parts.push(el("p", { class: "message-text" }, linkifiedText(text)));
+      if (text || !message.attachment) parts.push(formattedText(text, mentionContext(this.store.me, this.conversation, message.sender)));
     } else {
       const unreadable = UNREADABLE[message.decrypted?.status] ?? UNREADABLE.failed;
       parts.push(el("p", { class: "message-text encrypted-text" }, icon("lock"), " ", unreadable(message)));
     }
     if (message.edited_at) parts.push(el("span", { class: "edited", title: new Date(message.edited_at).toLocaleString() }, "(edited)"));
     parts.push(renderAttachment(message));
+    if (text) {
+      const conversation = this.store.conversations.get(message.conversation);
+      parts.push(previewSlot(message, conversation, { atBottom: () => this.isAtBottom(), toBottom: () => this.scrollToBottom() }));
+    }
     return el("div", { class: "message-content" }, parts);
   }
 
@@ -431,7 +484,12 @@ export class MessagePane {
     const who = displayName(message.sender);
     const buttons = [];
     const readable = messageText(message) !== null;
-    if (readable) buttons.push(actionButton("reply", `Reply to ${who}`, () => this.setReply(message)));
+    if (readable) {
+      const react = actionButton("smile", "Add a reaction", () => this.actions.pickReaction(react, message));
+      react.setAttribute("aria-haspopup", "dialog");
+      buttons.push(react);
+      buttons.push(actionButton("reply", `Reply to ${who}`, () => this.setReply(message)));
+    }
     if (mine && readable) {
       buttons.push(actionButton("edit", "Edit your message", () => this.startEditing(message.id)));
     }
@@ -441,6 +499,16 @@ export class MessagePane {
   }
 
   // Editing a sent message
+
+  lastOwnEditable() {
+    const conversation = this.conversation;
+    if (!conversation) return null;
+    const mine = this.store
+      .log(conversation.id)
+      .ordered()
+      .filter((m) => m.id && m.sender.id === this.store.me.id && !m.deleted && m.kind !== "reaction" && m.kind !== "system" && messageText(m) !== null);
+    return mine.at(-1) ?? null;
+  }
 
   startEditing(id) {
     this.editingId = id;
@@ -509,6 +577,13 @@ export class MessagePane {
       } else if (event.key === "Escape" && this.replyTo) {
         event.preventDefault();
         this.setReply(null);
+      } else if (event.key === "ArrowUp" && !input.value && !event.shiftKey && !event.altKey && !event.ctrlKey) {
+        // Up in an empty composer edits your last message, as in most chat apps.
+        const last = this.lastOwnEditable();
+        if (last) {
+          event.preventDefault();
+          this.startEditing(last.id);
+        }
       }
     });
     input.addEventListener("input", () => {
@@ -630,7 +705,8 @@ function actionButton(iconName, label, onclick) {
 
 function snippet(message) {
   if (message.deleted) return "Deleted message";
-  const text = messageText(message);
-  if (text === null) return "Encrypted message";
+  const source = messageText(message);
+  if (source === null) return "Encrypted message";
+  const text = plainText(source).replace(/\s+/g, " ");
   return text.length > QUOTE_LENGTH ? `${text.slice(0, QUOTE_LENGTH)}…` : text;
 }

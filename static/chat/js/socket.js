@@ -84,6 +84,10 @@ export class ChatSocket extends EventTarget {
     return this.transmit({ type: "message.delete", id });
   }
 
+  react(messageId, emoji, on) {
+    return this.transmit({ type: "reaction", message: messageId, emoji, on });
+  }
+
   typing(conversationId) {
     return this.transmit({ type: "typing", conversation: conversationId });
   }
@@ -295,6 +299,7 @@ const FRAME_HANDLERS = {
   "message.updated": forward("updated"),
   "message.deleted": forward("deleted"),
   typing: forward("typing"),
+  reaction: forward("reaction"),
   read: forward("read"),
   presence: forward("presence"),
   pong: () => {},

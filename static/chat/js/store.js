@@ -116,6 +116,8 @@ export class ChatStore {
     const conversation = this.conversations.get(message.conversation);
     if (!conversation || message.id <= (conversation.last_message_id ?? 0)) return false;
     conversation.last_message_id = message.id;
+    // An encrypted reaction is folded into its target: it is neither a preview nor unread.
+    if (message.kind === "reaction") return true;
     conversation.last_message = message;
     if (message.sender.id !== this.me.id && message.kind !== "system") conversation.unread += 1;
     this.stopTyping(message.conversation, message.sender.id);
@@ -153,7 +155,7 @@ export class ChatStore {
   countUnreadAfter(conversationId, upTo, fallback) {
     const log = this.log(conversationId);
     if (!log.historyLoaded) return fallback;
-    return [...log.byId.values()].filter((m) => m.id > upTo && m.sender.id !== this.me.id && !m.deleted && m.kind !== "system").length;
+    return [...log.byId.values()].filter((m) => m.id > upTo && m.sender?.id !== this.me.id && !m.deleted && m.kind !== "system" && m.kind !== "reaction").length;
   }
 
   startTyping(conversationId, userId, now = Date.now()) {
