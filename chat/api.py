@@ -6,24 +6,13 @@ from django.utils.dateparse import parse_datetime
 
 from chat import previews, search, services
 from chat.models import Conversation
-from chatterbox.api import api_view, json_body
+from chatterbox.api import api_view, body_text, json_body
 from chatterbox.errors import Invalid
 from moderation import limits
 
 HISTORY_PAGE_DEFAULT = 50
 CHANNEL_SEARCH_MAX = 64
 CHANNEL_LIST_MAX = 200
-
-
-def _text(body: dict, field: str, *, required: bool = False) -> str:
-    value = body.get(field)
-    if value is None:
-        if required:
-            raise Invalid(f"{field} is required.", field=field)
-        return ""
-    if not isinstance(value, str):
-        raise Invalid(f"{field} must be a string.", field=field)
-    return value
 
 
 def _flag(body: dict, field: str) -> bool | None:
@@ -86,8 +75,8 @@ def conversations(request):
     conversation, created = services.conversation_create(
         creator=request.user,
         kind=kind,
-        name=_text(body, "name", required=kind in {"group", "channel"}),
-        topic=_text(body, "topic"),
+        name=body_text(body, "name", required=kind in {"group", "channel"}),
+        topic=body_text(body, "topic"),
         members=members,
         encrypted=_flag(body, "encrypted"),
     )
@@ -116,7 +105,7 @@ def conversation_join(request, conversation_id: int):
 
 @api_view("POST")
 def conversation_members(request, conversation_id: int):
-    username = _text(json_body(request), "username", required=True)
+    username = body_text(json_body(request), "username", required=True)
     limits.rate_check("invitations", user=request.user, address=limits.client_address(request))
     conversation, added = services.membership_add(
         actor=request.user, conversation_id=conversation_id, username=username
@@ -139,7 +128,7 @@ def conversation_member(request, conversation_id: int, username: str):
                 muted_until=_moment(body, "muted_until"),
             )
         if "role" in body:
-            role = _text(body, "role", required=True)
+            role = body_text(body, "role", required=True)
             services.membership_set_role(
                 actor=request.user, conversation_id=conversation_id, username=username, role=role
             )

@@ -102,6 +102,18 @@ def api_view(*methods: str):
     return decorate
 
 
+def body_text(body: dict, field: str, *, required: bool = False) -> str:
+    """Return a text field of a JSON body ("" when absent), or raise Invalid naming it."""
+    value = body.get(field)
+    if value is None:
+        if required:
+            raise Invalid(f"{field} is required.", field=field)
+        return ""
+    if not isinstance(value, str):
+        raise Invalid(f"{field} must be a string.", field=field)
+    return value
+
+
 def json_body(request) -> dict:
     """Return the request's JSON object body, or raise Invalid."""
     try:

@@ -4,20 +4,9 @@ from django.http import HttpResponse, JsonResponse
 
 from accounts.api import user_json
 from chat.events import timestamp
-from chatterbox.api import api_view, json_body
+from chatterbox.api import api_view, body_text, json_body
 from chatterbox.errors import Invalid
 from moderation import limits, services
-
-
-def _text(body: dict, field: str, *, required: bool = False) -> str:
-    value = body.get(field)
-    if value is None:
-        if required:
-            raise Invalid(f"{field} is required.", field=field)
-        return ""
-    if not isinstance(value, str):
-        raise Invalid(f"{field} must be a string.", field=field)
-    return value
 
 
 def _block_json(block) -> dict:
@@ -28,7 +17,7 @@ def _block_json(block) -> dict:
 def blocks(request):
     if request.method == "GET":
         return JsonResponse([_block_json(block) for block in services.blocks_of(user=request.user)], safe=False)
-    username = _text(json_body(request), "username", required=True)
+    username = body_text(json_body(request), "username", required=True)
     block, created = services.block_create(blocker=request.user, username=username)
     return JsonResponse(_block_json(block), status=201 if created else 200)
 
@@ -48,10 +37,10 @@ def reports(request):
     limits.rate_check("reports", user=request.user, address=limits.client_address(request))
     report, created = services.report_create(
         reporter=request.user,
-        reason=_text(body, "reason", required=True),
+        reason=body_text(body, "reason", required=True),
         message_id=message_id,
-        username=_text(body, "user") or None,
-        note=_text(body, "note"),
+        username=body_text(body, "user") or None,
+        note=body_text(body, "note"),
         evidence=body.get("evidence"),
     )
     return JsonResponse(services.report_json(report), status=201 if created else 200)
