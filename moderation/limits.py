@@ -7,7 +7,6 @@ counts nothing, so a client that waits that long gets through.
 """
 
 import ipaddress
-import time
 from datetime import timedelta
 from math import ceil
 
@@ -17,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from chatterbox.errors import RateLimited
+from chatterbox.ratelimit import window_count, window_key
 
 WORDS = {
     "conversations": "new conversations",
@@ -77,7 +77,7 @@ def rate_check(kind: str, *, user=None, address: str | None = None, cost: int = 
         buckets.append((f"addr:{address}", limit * settings.RATE_LIMIT_ADDRESS_FACTOR))
     counted = []
     for subject, allowed in buckets:
-        wait = _count(f"abuse:{kind}:{subject}", allowed, seconds, cost)
+        wait = window_count(f"abuse:{kind}:{subject}", allowed, seconds, cost)
         if wait:
             for key in counted:  # what was counted for the other bucket does not stand
                 cache.decr(key, cost)
@@ -86,34 +86,7 @@ def rate_check(kind: str, *, user=None, address: str | None = None, cost: int = 
                 f"Try again in {_duration(wait)}.",
                 retry_after=wait,
             )
-        counted.append(_window_key(f"abuse:{kind}:{subject}", seconds))
-
-
-def _window_key(prefix: str, seconds: int) -> str:
-    return f"{prefix}:{int(time.time() // seconds)}"
-
-
-def _count(prefix: str, limit: int, seconds: int, cost: int) -> int:
-    """Count cost in the current window; return 0, or the seconds to wait (and count nothing)."""
-    now = time.time()
-    window, elapsed = divmod(now, seconds)
-    key = f"{prefix}:{int(window)}"
-    previous = cache.get(f"{prefix}:{int(window) - 1}", 0)
-    cache.add(key, 0, timeout=2 * seconds + 1)
-    try:
-        used = cache.incr(key, cost)
-    except ValueError:  # expired between add and incr
-        used = cost
-        cache.set(key, used, timeout=2 * seconds + 1)
-    overlap = 1 - elapsed / seconds
-    if previous * overlap + used <= limit:
-        return 0
-    cache.decr(key, cost)
-    wait = seconds - elapsed
-    if used <= limit and previous:
-        # Only the previous window is in the way: wait until its weight leaves room.
-        wait = (overlap - (limit - used) / previous) * seconds
-    return max(1, ceil(wait))
+        counted.append(window_key(f"abuse:{kind}:{subject}", seconds))
 
 
 def _duration(seconds: int) -> str:

@@ -3,11 +3,9 @@
 import base64
 import binascii
 import json
-import time
 from math import ceil
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -19,6 +17,7 @@ from chat.services.attachments import attachment_claim, attachment_discard
 from chat.services.lookups import _conversation_get, _latest_message_id, _membership_require
 from chat.services.mentions import mentions_check, mentions_record
 from chatterbox.errors import Forbidden, Invalid, NotFound, NotMember, RateLimited, TooLarge
+from chatterbox.ratelimit import window_count
 from moderation.audit import audit_record
 from moderation.restrictions import direct_block_check
 
@@ -291,11 +290,7 @@ def _keys_check(keys, member_ids: set[int]) -> dict[int, str]:
 
 
 def _rate_limit_check(user_id: int) -> None:
-    """Count one message against the user's limit: a sliding window estimated from two fixed ones.
-
-    The previous window's count, weighted by how much of it still overlaps the sliding window,
-    stops a burst from slipping through by straddling a window boundary.
-    """
+    """Count one message against the user's limit (a sliding window, chatterbox.ratelimit)."""
     rule = (settings.CHAT_RATE_LIMIT or "").strip().lower()
     if rule in {"", "0", "off"}:
         return
@@ -303,25 +298,9 @@ def _rate_limit_check(user_id: int) -> None:
         limit, seconds = (int(part) for part in rule.split("/"))
     except ValueError:
         raise ImproperlyConfigured('CHAT_RATE_LIMIT must look like "20/10" (messages/seconds) or "off".') from None
-    now = time.time()
-    window, elapsed = divmod(now, seconds)
-    key = f"chat:rate:{user_id}:{int(window)}"
-    previous = cache.get(f"chat:rate:{user_id}:{int(window) - 1}", 0)
-    cache.add(key, 0, timeout=2 * seconds + 1)
-    try:
-        sent = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        sent = 1
-        cache.set(key, sent, timeout=2 * seconds + 1)
-    overlap = 1 - elapsed / seconds
-    if previous * overlap + sent > limit:
-        # A refused message does not count, so a client that waits retry_after gets through.
-        cache.decr(key)
-        wait = seconds - elapsed
-        if sent <= limit and previous:
-            # Only the previous window is in the way: wait until its weight leaves room.
-            wait = (overlap - (limit - sent) / previous) * seconds
-        raise RateLimited(f"At most {limit} messages every {seconds} s; wait a moment.", retry_after=max(1, ceil(wait)))
+    wait = window_count(f"chat:rate:{user_id}", limit, seconds)
+    if wait:
+        raise RateLimited(f"At most {limit} messages every {seconds} s; wait a moment.", retry_after=wait)
 
 
 @transaction.atomic
