@@ -82,6 +82,10 @@ def link_preview(url: str) -> dict | None:
                 return cached.as_json() if cached.ok else None
         return None
     try:
+        # Another reader may have stored it between the first look and taking the lock.
+        cached = _cached(key)
+        if cached is not None:
+            return cached.as_json() if cached.ok else None
         return _fetch_and_store(url, key)
     finally:
         cache.delete(lock)
