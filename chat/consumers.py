@@ -5,13 +5,14 @@ domain error into a frame. Channel-layer events are forwarded after a cheap chec
 this socket's own view of its memberships, which membership events keep current.
 """
 
+import asyncio
 import json
 import logging
 import math
 import time
 
 from channels.consumer import get_handler_name
-from channels.db import aclose_old_connections, database_sync_to_async
+from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -20,7 +21,8 @@ from accounts.api import user_json
 from accounts.services import user_seen
 from accounts.sessions import credentials_valid
 from chat import events, services
-from chat.message_path import INFRASTRUCTURE_ERRORS, local_sockets, message_writer
+from chat.fanout import hub
+from chat.message_path import INFRASTRUCTURE_ERRORS, message_writer
 from chat.presence import presence_connect, presence_disconnect, presence_refresh, users_online
 from chatterbox.errors import DomainError, Invalid, TooLarge, Unavailable
 
@@ -30,8 +32,6 @@ log = logging.getLogger(__name__)
 TYPING_INTERVAL = 3.0
 # Renew the presence entry (it expires after chat.presence.PRESENCE_TTL) at most this often.
 PRESENCE_REFRESH_INTERVAL = 30.0
-# Events on the message path: dispatched without a thread hop (see ChatConsumer.dispatch).
-HOT_EVENTS = frozenset({"websocket.receive", "chat.message", "chat.typing", "chat.read", "chat.presence", "chat.heal"})
 # Close code for a socket this server cannot serve right now: the client reconnects and syncs.
 CLOSE_SERVER_ERROR = 1011
 
@@ -97,6 +97,21 @@ def frame_check(frame) -> tuple[str, dict]:
     return kind, fields
 
 
+def socket_open(user, *, session_key: str | None, token_id: int | None) -> tuple[int | None, dict, list, bool]:
+    """Everything a new socket reads, in one trip to the database thread.
+
+    Return the close code if the socket may not stay (4403 banned, 4401 signed out), the user's
+    conversations with their newest message ids, the peers online, and whether this socket
+    brought the user online.
+    """
+    if not services.is_active(user_id=user.pk):
+        return 4403, {}, [], False
+    if not credentials_valid(user_id=user.pk, session_key=session_key, token_id=token_id):
+        return 4401, {}, [], False
+    newest, online = services.socket_session(user=user)
+    return None, newest, online, presence_connect(user.pk)
+
+
 class ChatConsumer(AsyncJsonWebsocketConsumer):
     """One socket per tab. Anonymous handshakes are closed with 4401, banned users with 4403.
 
@@ -114,11 +129,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if self.closing and message["type"] != "websocket.disconnect":
             return
         try:
-            # Channels closes stale database connections on a worker thread before every event. The
-            # frequent events skip that hop: their database calls go through database_sync_to_async,
-            # which does it itself. Rare ones keep it, and with it the order other events expect.
-            if message["type"] not in HOT_EVENTS:
-                await aclose_old_connections()
+            # Channels closes stale database connections on a worker thread before every event; that
+            # hop is skipped: every database call here goes through database_sync_to_async, which
+            # does it itself.
             await handler(message)
         except StopConsumer:
             raise
@@ -132,7 +145,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self):
         self.user = self.scope.get("user")
-        self.ready = False
         self.present = False
         self.conversations: set[int] = set()
         # Conversations this socket was refused, so repeated frames cost no query.
@@ -141,46 +153,60 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.delivered: dict[int, int] = {}
         self.presence: dict[int, bool] = {}
         self.typing_at: dict[int, float] = {}
+        # Live messages held while a catch-up from the database runs, by conversation.
+        self.held: dict[int, list] = {}
+        self.tasks: set[asyncio.Task] = set()
+        # The hub's events until hello is sent (then None).
+        self.early: list | None = []
         self.presence_at = time.monotonic()
         # Accept first: a close code reaches the client only on an open socket.
         await self.accept()
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=4401)
             return
-        # Join the user's group before reading anything, so a ban from now on reaches us.
-        await self.channel_layer.group_add(events.user_group(self.user.pk), self.channel_name)
-        if not await database_sync_to_async(services.is_active)(user_id=self.user.pk):
-            await self.close(code=4403)
+        # Join the groups of the user and of the credentials before reading anything, so a ban or
+        # a sign-out from now on reaches us; one ended before is seen by the check that follows.
+        token_id = self.scope.get("api_token_id")
+        session_key = None if token_id else getattr(self.scope.get("session"), "session_key", None)
+        self.session_tag = events.session_tag(session_key) if session_key else None
+        self.credentials_group = None
+        if token_id:
+            self.credentials_group = events.token_group(token_id)
+        elif self.session_tag:
+            self.credentials_group = events.session_group(self.session_tag)
+        groups = [events.user_group(self.user.pk), *([self.credentials_group] if self.credentials_group else [])]
+        await asyncio.gather(*(self.channel_layer.group_add(group, self.channel_name) for group in groups))
+        refused, newest, online, online_now = await database_sync_to_async(socket_open)(
+            self.user, session_key=session_key, token_id=token_id
+        )
+        if refused:
+            await self.close(code=refused)
             return
-        if not await self._credentials_follow():
-            return
-        newest, online = await database_sync_to_async(services.socket_session)(user=self.user)
-        for conversation_id in newest:
-            await self._group_join(conversation_id)
+        self.present = True
         # The client syncs from its own last id; live events from here on must follow these.
         self.delivered = dict(newest)
+        await asyncio.gather(*(self._group_join(conversation_id) for conversation_id in newest))
         conversation_ids = list(newest)
-        self.ready = True
-        online_now = await database_sync_to_async(presence_connect)(self.user.pk)
-        self.present = True
         if online_now:
             await self._presence_announce(online=True)
         self.presence = dict.fromkeys(online, True)
         hello = {"type": "hello", "user": user_json(self.user), "conversations": conversation_ids, "online": online}
         await self.send_json(hello)
+        # hello comes first: what the hub handed over meanwhile follows now, in order.
+        while self.early:
+            await self._hub_handle(*self.early.pop(0))
+        self.early = None
 
     async def disconnect(self, code):
         if self.user is None or not self.user.is_authenticated:
             return
+        self.closing = True
+        local = hub()
         for conversation_id in self.conversations:
-            local_sockets.discard(conversation_id, self)
+            local.leave(conversation_id, self)
         await self.channel_layer.group_discard(events.user_group(self.user.pk), self.channel_name)
         if getattr(self, "credentials_group", None):
             await self.channel_layer.group_discard(self.credentials_group, self.channel_name)
-        if not self.ready:
-            return
-        for conversation_id in self.conversations:
-            await self.channel_layer.group_discard(events.conversation_group(conversation_id), self.channel_name)
         if self.present and await database_sync_to_async(presence_disconnect)(self.user.pk):
             await database_sync_to_async(user_seen)(user_id=self.user.pk)
             await self._presence_announce(online=False)
@@ -266,8 +292,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if now - self.typing_at.get(conversation, -math.inf) < TYPING_INTERVAL:
             return
         self.typing_at[conversation] = now
-        event = {"type": "chat.typing", "conversation": conversation, "user": self.user.pk}
-        await self.channel_layer.group_send(events.conversation_group(conversation), event)
+        await events.conversation_send(
+            conversation, {"type": "chat.typing", "conversation": conversation, "user": self.user.pk}
+        )
 
     async def frame_read(self, *, conversation: int, up_to: int):
         await self._member_require(conversation)
@@ -295,8 +322,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.refused.pop(conversation_id, None)
         if conversation_id not in self.conversations:
             self.conversations.add(conversation_id)
-            local_sockets.add(conversation_id, self)
-            await self.channel_layer.group_add(events.conversation_group(conversation_id), self.channel_name)
+            await hub().join(conversation_id, self)
 
     async def _presence_keepalive(self) -> None:
         if time.monotonic() - self.presence_at > PRESENCE_REFRESH_INTERVAL:
@@ -305,43 +331,100 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def _presence_announce(self, *, online: bool) -> None:
         event = {"type": "chat.presence", "user": self.user.pk, "online": online}
-        for conversation_id in self.conversations:
-            await self.channel_layer.group_send(events.conversation_group(conversation_id), event)
+        await asyncio.gather(
+            *(events.conversation_send(conversation_id, event) for conversation_id in self.conversations)
+        )
 
-    # Events from the channel layer
+    # Events from the channel layer; a conversation's arrive through the process's hub
+
+    async def hub_event(self, handler: str, event: dict) -> None:
+        """Handle a conversation's event the hub hands over, as dispatch would, minus the queue."""
+        if self.closing:
+            return
+        if self.early is not None:
+            self.early.append((handler, event))
+            return
+        await self._hub_handle(handler, event)
+
+    async def _hub_handle(self, handler: str, event: dict) -> None:
+        try:
+            await getattr(self, handler)(event)
+        except Exception:
+            log.exception("Closing a socket with %d after %s failed.", CLOSE_SERVER_ERROR, event["type"])
+            self.closing = True
+            await self.close(code=CLOSE_SERVER_ERROR)
 
     async def chat_message(self, event):
+        conversation_id = event["message"]["conversation"]
+        held = self.held.get(conversation_id)
+        if held is not None:
+            # A catch-up from the database is under way: this follows it, in order.
+            held.append(event)
+            return
+        last = self.delivered.get(conversation_id)
+        if last is not None and event["prev_id"] > last and event["message"]["id"] > last:
+            # The layer dropped what came before: send it from the database first.
+            self.held[conversation_id] = [event]
+            self._catch_up_start(conversation_id)
+            return
+        await self._message_deliver(event)
+
+    async def _message_deliver(self, event) -> None:
         frame = self._message_frame(event, "message.new")
         if frame is None:
             return
         message = event["message"]
-        conversation_id = message["conversation"]
-        last = self.delivered.get(conversation_id)
-        if last is not None:
-            if message["id"] <= last:
-                return
-            if event["prev_id"] > last:
-                await self._resend_missed(conversation_id, after=last, before=message["id"])
+        last = self.delivered.get(message["conversation"])
+        if last is not None and message["id"] <= last:
+            return
         await self.send(text_data=frame)
-        self.delivered[conversation_id] = message["id"]
+        self.delivered[message["conversation"]] = message["id"]
 
-    async def _resend_missed(self, conversation_id: int, *, after: int, before: int | None) -> None:
-        """Send from the database what a full channel layer dropped, so delivery has no gaps."""
+    def catch_up(self, conversation_id: int) -> None:
+        """Send what this socket missed in the conversation (asked by chat.fanout's watcher)."""
+        if conversation_id in self.conversations and conversation_id not in self.held and not self.closing:
+            self.held[conversation_id] = []
+            self._catch_up_start(conversation_id)
+
+    def _catch_up_start(self, conversation_id: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._catch_up(conversation_id))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _catch_up(self, conversation_id: int) -> None:
+        """Resend from the database, then the live events held meanwhile; a failure closes with 1011."""
+        held = self.held[conversation_id]
+        try:
+            await self._resend_missed(conversation_id, after=self.delivered.get(conversation_id, 0))
+            while held and not self.closing:
+                await self._message_deliver(held.pop(0))
+        except Exception:
+            if not self.closing:
+                log.exception("Closing a socket with %d: catching up failed.", CLOSE_SERVER_ERROR)
+                self.closing = True
+                await self.close(code=CLOSE_SERVER_ERROR)
+        finally:
+            self.held.pop(conversation_id, None)
+
+    async def _resend_missed(self, conversation_id: int, *, after: int) -> None:
+        """Send from the database what the channel layer dropped, so delivery has no gaps."""
         missed = 0
         has_more = True
-        while has_more:
+        while has_more and not self.closing:
             try:
                 messages, has_more = await database_sync_to_async(services.history_page)(
-                    user=self.user, conversation_id=conversation_id, after=after, before=before, limit=100
+                    user=self.user, conversation_id=conversation_id, after=after, limit=100
                 )
             except DomainError:
                 return
             for message in messages:
-                await self.send_json({"type": "message.new", "message": message})
+                # A sync the client asked for meanwhile may have brought it already.
+                if message["id"] > self.delivered.get(conversation_id, 0):
+                    await self.send_json({"type": "message.new", "message": message})
+                    self.delivered[conversation_id] = message["id"]
+                    missed += 1
             if messages:
                 after = messages[-1]["id"]
-                self.delivered[conversation_id] = max(self.delivered.get(conversation_id, 0), after)
-            missed += len(messages)
         if missed:
             log.warning(
                 "A socket of user %s missed %d message(s) in conversation %s; resent them.",
@@ -349,15 +432,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 missed,
                 conversation_id,
             )
-
-    async def heal_request(self, conversation_id: int) -> None:
-        """Ask this socket, in its own event order, to catch up on a conversation (chat.message_path)."""
-        await self.channel_layer.send(self.channel_name, {"type": "chat.heal", "conversation": conversation_id})
-
-    async def chat_heal(self, event):
-        conversation_id = event["conversation"]
-        if conversation_id in self.conversations and conversation_id in self.delivered:
-            await self._resend_missed(conversation_id, after=self.delivered[conversation_id], before=None)
 
     def _message_frame(self, event, frame_type: str) -> str | None:
         """Return the frame as this user gets it, or None if the user is not among its recipients.
@@ -388,7 +462,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def chat_reaction(self, event):
         if event["conversation"] in self.conversations:
-            await self.send_json({key: value for key, value in event.items() if key != "type"} | {"type": "reaction"})
+            frame = {key: value for key, value in event.items() if key not in ("type", "conversation_id")}
+            await self.send_json(frame | {"type": "reaction"})
 
     async def chat_typing(self, event):
         if event["conversation"] in self.conversations and event["user"] != self.user.pk:
@@ -413,7 +488,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def chat_key_changed(self, event):
         if event["conversation"] in self.conversations and event["user"] != self.user.pk:
-            await self.send_json({**event, "type": "key.changed"})
+            frame = {key: value for key, value in event.items() if key != "conversation_id"}
+            await self.send_json({**frame, "type": "key.changed"})
 
     async def chat_conversation_added(self, event):
         conversation = self._conversation_for_me(event["conversation"])
@@ -435,8 +511,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             if self.presence.get(user_id) is not True:
                 self.presence[user_id] = True
                 await self.send_json({"type": "presence", "user": user_id, "online": True})
-        event = {"type": "chat.presence", "user": self.user.pk, "online": True}
-        await self.channel_layer.group_send(events.conversation_group(conversation["id"]), event)
+        await events.conversation_send(
+            conversation["id"], {"type": "chat.presence", "user": self.user.pk, "online": True}
+        )
 
     def _conversation_for_me(self, conversation: dict) -> dict | None:
         """Add my role to a shared conversation object; None if I am not among its members."""
@@ -447,8 +524,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         conversation_id = event["id"]
         if conversation_id in self.conversations:
             self.conversations.discard(conversation_id)
-            local_sockets.discard(conversation_id, self)
-            await self.channel_layer.group_discard(events.conversation_group(conversation_id), self.channel_name)
+            hub().leave(conversation_id, self)
         for state in (self.delivered, self.typing_at):
             state.pop(conversation_id, None)
         await self.send_json({"type": "conversation.removed", "id": conversation_id})
@@ -461,26 +537,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     # The credentials this socket was opened with: logout, password change, "sign out
     # everywhere" and token revocation close it with 4401 (accounts.signals.signed_out).
-
-    async def _credentials_follow(self) -> bool:
-        """Join the group of this socket's session or token, then check that it still holds."""
-        token_id = self.scope.get("api_token_id")
-        session_key = None if token_id else getattr(self.scope.get("session"), "session_key", None)
-        self.session_tag = events.session_tag(session_key) if session_key else None
-        self.credentials_group = None
-        if token_id:
-            self.credentials_group = events.token_group(token_id)
-        elif self.session_tag:
-            self.credentials_group = events.session_group(self.session_tag)
-        if self.credentials_group:
-            await self.channel_layer.group_add(self.credentials_group, self.channel_name)
-        # Joined first: credentials ended from now on reach us; ended before, this check sees.
-        valid = await database_sync_to_async(credentials_valid)(
-            user_id=self.user.pk, session_key=session_key, token_id=token_id
-        )
-        if not valid:
-            await self.close(code=4401)
-        return valid
 
     async def chat_signed_out(self, event):
         keep = event.get("keep")

@@ -25,7 +25,13 @@ def user_group(user_id: int) -> str:
 
 
 def conversation_group(conversation_id: int) -> str:
+    """The group a conversation's events go to; each process subscribes to it once (chat.fanout)."""
     return f"conversation.{conversation_id}"
+
+
+def conversation_event(conversation_id: int, event: dict) -> dict:
+    """Tag an event for a conversation's group: each process's hub hands it to its sockets there."""
+    return {**event, "conversation_id": conversation_id}
 
 
 def session_tag(session_key: str) -> str:
@@ -188,6 +194,21 @@ def broadcast(group: str, event: dict) -> None:
         worker.submit(send, group, event).result()
 
 
+async def conversation_send(conversation_id: int, event: dict) -> None:
+    """Send an event to every socket in the conversation, in every process (from the event loop)."""
+    await get_channel_layer().group_send(
+        conversation_group(conversation_id), conversation_event(conversation_id, event)
+    )
+
+
+def conversation_broadcast(conversation_id: int, event: dict) -> None:
+    broadcast(conversation_group(conversation_id), conversation_event(conversation_id, event))
+
+
+def conversation_broadcast_on_commit(conversation_id: int, event: dict) -> None:
+    broadcast_on_commit(conversation_group(conversation_id), conversation_event(conversation_id, event))
+
+
 def broadcast_on_commit(group: str, event: dict) -> None:
     """Send the event to a group once the current transaction commits (at once outside one).
 
@@ -207,7 +228,7 @@ def relay_user_banned(sender, *, user_id: int, **kwargs) -> None:
     presence_clear(user_id)
     offline = {"type": "chat.presence", "user": user_id, "online": False}
     for conversation_id in Membership.objects.filter(user_id=user_id).values_list("conversation_id", flat=True):
-        broadcast(conversation_group(conversation_id), offline)
+        conversation_broadcast(conversation_id, offline)
 
 
 def relay_signed_out(sender, *, session_keys=(), token_ids=(), user_id=None, keep_session_keys=(), **kwargs) -> None:
@@ -238,4 +259,4 @@ def relay_key_changed(sender, *, user_id: int, public_key: str, previous_public_
             "public_key": public_key,
             "first": previous_public_key is None,
         }
-        broadcast(conversation_group(conversation_id), event)
+        conversation_broadcast(conversation_id, event)

@@ -1,4 +1,4 @@
-"""The message path's hot parts: the batching writer and delivery repair for this process's sockets.
+"""The message path's write half: the batching writer (delivery: chat.fanout).
 
 Guarantees kept here (docs/protocol.md "Guarantees", docs/performance.md for the design):
 - Stored before ack: a send is acknowledged only after the transaction holding it committed.
@@ -7,14 +7,12 @@ Guarantees kept here (docs/protocol.md "Guarantees", docs/performance.md for the
   the committed events are handed to the event loop and broadcast in that order.
 - Idempotent client ids: a known (sender, client_id) answers the first message, storing nothing.
 - A message the channel layer dropped, or never carried because Redis failed after the commit,
-  still reaches every open socket within about STALL_LOOKS HEAL_INTERVALs (3 s), even when no later message
-  follows: a per-process watcher compares each socket's newest delivered id with the database.
+  still reaches every open socket within about 3 s: chat.fanout's watcher repairs it.
 
 The writer: sends from every socket of the process wait in one queue; one database thread, on a
 connection it keeps open, takes all that are waiting (up to BATCH_MAX) into one transaction with a
 savepoint per message (group commit), while the event loop acks and broadcasts the previous batch.
-The database thread never waits for the event loop. The watcher costs one indexed query per process
-every HEAL_INTERVAL while sockets are open, and nothing per message.
+The database thread never waits for the event loop.
 
 Measured with `bench/run.py` (docs/performance.md; a shared 2-core machine at load average 13, so
 only the ratios are steady): a reconnect storm of 500 sockets loses, duplicates and strands
@@ -24,19 +22,11 @@ nothing on both configurations; 100-member fan-out costs 255 us of server CPU pe
 
 import asyncio
 import logging
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
-from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
 log = logging.getLogger(__name__)
-
-# Seconds between two looks at the newest ids. A socket is repaired when it was behind at STALL_LOOKS
-# looks in a row and delivered nothing in between: a busy socket that is merely late is left alone.
-HEAL_INTERVAL = 1.0
-STALL_LOOKS = 3
 
 try:
     from redis.exceptions import RedisError
@@ -45,64 +35,6 @@ except ImportError:  # pragma: no cover - redis is a dependency, but keep the mo
 
 # Failures of the database or the channel layer, as opposed to the client's mistakes.
 INFRASTRUCTURE_ERRORS = (DatabaseError, RedisError, OSError, TimeoutError, asyncio.TimeoutError)
-
-
-class LocalSockets:
-    """The consumers of this process by conversation, and the watcher that repairs their gaps."""
-
-    def __init__(self):
-        self.by_conversation: dict[int, set] = defaultdict(set)
-        self._watcher: asyncio.Task | None = None
-
-    def add(self, conversation_id: int, consumer) -> None:
-        self.by_conversation[conversation_id].add(consumer)
-        if self._watcher is None or self._watcher.done() or self._watcher.get_loop() is not asyncio.get_running_loop():
-            self._watcher = asyncio.get_running_loop().create_task(self._watch())
-
-    def discard(self, conversation_id: int, consumer) -> None:
-        consumers = self.by_conversation.get(conversation_id)
-        if consumers is not None:
-            consumers.discard(consumer)
-            if not consumers:
-                del self.by_conversation[conversation_id]
-
-    async def _watch(self) -> None:
-        from chat import services
-
-        # Sockets behind the database at the last look: the id they had delivered, and for how many looks.
-        lagging: dict[tuple, tuple[int, int]] = {}
-        while self.by_conversation:
-            await asyncio.sleep(HEAL_INTERVAL)
-            try:
-                newest = await database_sync_to_async(services.newest_message_ids)(list(self.by_conversation))
-            except Exception as error:  # the database may be down: try again next time
-                log.warning("Delivery watcher could not read the newest ids: %r", error)
-                continue
-            now_lagging, stalled = {}, []
-            for conversation_id, target in newest.items():
-                for consumer in list(self.by_conversation.get(conversation_id, ())):
-                    delivered = consumer.delivered.get(conversation_id, target)
-                    if delivered < target:
-                        key = (consumer, conversation_id)
-                        before, looks = lagging.get(key, (None, 0))
-                        looks = looks + 1 if before == delivered else 1
-                        now_lagging[key] = (delivered, looks)
-                        # Behind at STALL_LOOKS looks in a row with no progress: lost, not late.
-                        if looks % STALL_LOOKS == 0:
-                            stalled.append(key)
-            lagging = now_lagging
-            if stalled:
-                log.warning("Repairing delivery for %d socket(s) that missed messages.", len(stalled))
-                results = await asyncio.gather(
-                    *(consumer.heal_request(conversation_id) for consumer, conversation_id in stalled),
-                    return_exceptions=True,
-                )
-                for result in results:
-                    if isinstance(result, BaseException):
-                        log.warning("Could not ask a socket to catch up: %r", result)
-
-
-local_sockets = LocalSockets()
 
 
 # Sends stored in one transaction at most.
@@ -209,12 +141,11 @@ class MessageWriter:
     async def _broadcast(self) -> None:
         from chat import events
 
-        layer = get_channel_layer()
         while True:
             batch = await self.broadcasts.get()
             for event in batch:
                 try:
-                    await layer.group_send(events.conversation_group(event["message"]["conversation"]), event)
+                    await events.conversation_send(event["message"]["conversation"], event)
                 except Exception as error:
                     # Stored and acked: the delivery watcher brings it to the sockets that missed it.
                     log.warning("A stored message could not be broadcast: %r", error)

@@ -43,14 +43,17 @@ class LocalChannelLayer(InMemoryChannelLayer):
       after they are sent (consumers build new dicts when they need to).
     - group_send puts the event straight into each member's queue, instead of one task per member.
     - Expired events are swept at most once a second, not by walking every channel on every receive.
+    - `channel_capacity` patterns work (Channels' in-memory layer leaves them uncompiled).
     A full queue still drops the event, as before: the socket notices by `prev_id`, or the delivery
-    watcher (chat.message_path) repairs it.
+    watcher (chat.fanout) repairs it.
     """
 
     SWEEP_INTERVAL = 1.0
 
     def __init__(self, **config):
         super().__init__(**config)
+        # Channels' in-memory layer keeps the patterns uncompiled, and get_capacity needs them compiled.
+        self.channel_capacity = self.compile_capacities(self.channel_capacity)
         self._swept = 0.0
 
     def _sweep(self) -> None:

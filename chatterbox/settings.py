@@ -142,6 +142,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 # Channel layer and cache: in-process by default, Redis by REDIS_URL.
+# Events a socket's channel may hold; a process's fan-out hub channel (chat.fanout) carries every
+# conversation's events for all its sockets, so it holds ten times as many.
+CHANNEL_LAYER_CAPACITY = env_int("CHANNEL_LAYER_CAPACITY", 1000)
+CHANNEL_LAYER_HUB_CAPACITY = {"*!hub*": 10 * CHANNEL_LAYER_CAPACITY}
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -150,7 +154,8 @@ if REDIS_URL:
             "CONFIG": {
                 "hosts": [REDIS_URL],
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "chatterbox"),
-                "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000),
+                "capacity": CHANNEL_LAYER_CAPACITY,
+                "channel_capacity": CHANNEL_LAYER_HUB_CAPACITY,
                 "expiry": 60,
                 # Connections per process and event loop; calls wait this long for a free one.
                 "max_connections": env_int("REDIS_MAX_CONNECTIONS", 200),
@@ -175,7 +180,11 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "chatterbox.layers.LocalChannelLayer",
-            "CONFIG": {"capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000), "expiry": 60},
+            "CONFIG": {
+                "capacity": CHANNEL_LAYER_CAPACITY,
+                "channel_capacity": CHANNEL_LAYER_HUB_CAPACITY,
+                "expiry": 60,
+            },
         }
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

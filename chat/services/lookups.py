@@ -68,4 +68,4 @@ def _announce_added(conversation, members, newcomers, *, last_message_id: int | 
 def _announce_members(conversation, members) -> None:
     """Tell the members who belongs now: encrypting clients must wrap keys for exactly them."""
     event = {"type": "chat.conversation.updated", "conversation": events.conversation_json(conversation, members)}
-    events.broadcast_on_commit(events.conversation_group(conversation.pk), event)
+    events.conversation_broadcast_on_commit(conversation.pk, event)

@@ -56,7 +56,7 @@ def message_send(
                 sender=sender, conversation_id=conversation_id, client_id=client_id, content=content, reply_to=reply_to
             )
             if event is not None:
-                events.broadcast_on_commit(events.conversation_group(conversation_id), event)
+                events.conversation_broadcast_on_commit(conversation_id, event)
             return message, created
     except IntegrityError:
         return _message_existing(sender, client_id), False
@@ -332,7 +332,7 @@ def message_edit(
             [MessageKey(message=message, user_id=uid, key=key) for uid, key in wrapped.items()]
         )
     event = _message_event(message, conversation, member_ids, wrapped, event_type="chat.message.updated")
-    events.broadcast_on_commit(events.conversation_group(conversation.pk), event)
+    events.conversation_broadcast_on_commit(conversation.pk, event)
     return message
 
 
@@ -366,7 +366,7 @@ def message_delete(*, actor: User, message_id: int, reason: str = "") -> Message
     message.keys.update(key="")
     attachment_discard(message=message)
     event = {"type": "chat.message.deleted", "id": message.pk, "conversation": message.conversation_id}
-    events.broadcast_on_commit(events.conversation_group(message.conversation_id), event)
+    events.conversation_broadcast_on_commit(message.conversation_id, event)
     return message
 
 
@@ -389,5 +389,5 @@ def read_mark(*, user: User, conversation_id: int, up_to: int) -> int:
         membership.last_read_message_id = up_to
         membership.save(update_fields=["last_read_message_id"])
         event = {"type": "chat.read", "conversation": conversation_id, "user": user.pk, "up_to": up_to}
-        events.broadcast_on_commit(events.conversation_group(conversation_id), event)
+        events.conversation_broadcast_on_commit(conversation_id, event)
     return membership.last_read_message_id

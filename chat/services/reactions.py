@@ -85,7 +85,7 @@ def reaction_set(*, user: User, message_id: int, emoji: str, on: bool) -> bool:
             "emoji": emoji,
             "on": on,
         }
-        events.broadcast_on_commit(events.conversation_group(message.conversation_id), event)
+        events.conversation_broadcast_on_commit(message.conversation_id, event)
     return True
 
 

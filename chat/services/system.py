@@ -108,5 +108,5 @@ def system_message_post(
             "audience": member_ids,
             "prev_id": previous_id,
         }
-        events.broadcast_on_commit(events.conversation_group(conversation.pk), event_)
+        events.conversation_broadcast_on_commit(conversation.pk, event_)
     return message

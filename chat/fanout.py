@@ -1,0 +1,196 @@
+"""Local fan-out: one channel-layer subscription per process and conversation, and delivery repair.
+
+A conversation's events cross the channel layer once per process, not once per socket: the first
+socket of this process in a conversation subscribes the process's hub channel to the
+conversation's group, and the hub hands each event it receives straight to this process's sockets
+there (`ChatConsumer.hub_event`), on the event loop, without a queue, a thread hop or a copy per
+socket. With channels-redis that is one Redis push and pop per process and event where it was one
+per socket; in one process (the in-memory layer) one queue put per event.
+
+A subscription outlives its last socket by IDLE_UNSUBSCRIBE seconds, so a reconnect storm does not
+unsubscribe and subscribe again; subscribing and unsubscribing a conversation are serialized by a
+lock of its own, so the layer never sees them out of order. Subscriptions are renewed every
+RENEW_INTERVAL, well inside the layer's group expiry (a day).
+
+The watcher: a message the layer dropped (a full hub channel, Redis failing after the commit)
+still reaches every open socket within about STALL_LOOKS * HEAL_INTERVAL (3 s), even when no later
+message follows. Once a second it reads the newest id of every conversation with a local socket
+(one indexed query) and asks each socket that was behind with no progress at STALL_LOOKS looks in
+a row to catch up from the database.
+"""
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+
+HEAL_INTERVAL = 1.0
+STALL_LOOKS = 3
+IDLE_UNSUBSCRIBE = 30.0
+RENEW_INTERVAL = 3600.0
+# Marks a hub channel's name after the "!" (settings give hub channels a capacity of their own).
+HUB_CHANNEL_MARK = "!hub"
+
+
+class Hub:
+    """The sockets of one event loop by conversation, the loop's layer subscriptions and its watcher."""
+
+    def __init__(self):
+        self.layer = get_channel_layer()
+        self.sockets: dict[int, set] = defaultdict(set)
+        self.subscribed: set[int] = set()
+        self.idle_since: dict[int, float] = {}
+        self.locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.channel: str | None = None
+        self._starting = asyncio.Lock()
+        self.tasks: list[asyncio.Task] = []
+
+    # Sockets come and go
+
+    async def join(self, conversation_id: int, consumer) -> None:
+        """Deliver the conversation's events to the consumer; return once the process is subscribed."""
+        self.sockets[conversation_id].add(consumer)
+        self.idle_since.pop(conversation_id, None)
+        if conversation_id not in self.subscribed:
+            await self._subscribe(conversation_id)
+
+    def leave(self, conversation_id: int, consumer) -> None:
+        consumers = self.sockets.get(conversation_id)
+        if consumers is None:
+            return
+        consumers.discard(consumer)
+        if not consumers:
+            del self.sockets[conversation_id]
+            self.idle_since[conversation_id] = time.monotonic()
+
+    async def _subscribe(self, conversation_id: int) -> None:
+        from chat.events import conversation_group
+
+        async with self.locks[conversation_id]:
+            if conversation_id in self.subscribed:
+                return
+            channel = await self._start()
+            await self.layer.group_add(conversation_group(conversation_id), channel)
+            self.subscribed.add(conversation_id)
+
+    async def _unsubscribe_idle(self) -> None:
+        from chat.events import conversation_group
+
+        now = time.monotonic()
+        for conversation_id, since in list(self.idle_since.items()):
+            if now - since < IDLE_UNSUBSCRIBE:
+                continue
+            async with self.locks[conversation_id]:
+                if conversation_id in self.sockets or self.idle_since.get(conversation_id) != since:
+                    continue  # a socket came back meanwhile
+                del self.idle_since[conversation_id]
+                if conversation_id in self.subscribed:
+                    self.subscribed.discard(conversation_id)
+                    await self.layer.group_discard(conversation_group(conversation_id), self.channel)
+            if conversation_id not in self.sockets and not self.locks[conversation_id].locked():
+                del self.locks[conversation_id]
+
+    async def _renew(self) -> None:
+        from chat.events import conversation_group
+
+        for conversation_id in list(self.subscribed):
+            await self.layer.group_add(conversation_group(conversation_id), self.channel)
+
+    async def _start(self) -> str:
+        async with self._starting:
+            if self.channel is None:
+                # A process-specific channel like the sockets' own: channels-redis receives all of
+                # them through one Redis key per process, so the hub must not have a prefix of its own.
+                channel = await self.layer.new_channel()
+                self.channel = channel.replace("!", HUB_CHANNEL_MARK, 1)
+                loop = asyncio.get_running_loop()
+                self.tasks = [loop.create_task(self._receive()), loop.create_task(self._watch())]
+        return self.channel
+
+    # Delivery
+
+    async def _receive(self) -> None:
+        while True:
+            try:
+                event = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the layer failed: the watcher repairs what this misses
+                log.warning("The fan-out hub could not receive: %r", error)
+                await asyncio.sleep(HEAL_INTERVAL)
+                continue
+            await self.deliver(event)
+
+    async def deliver(self, event: dict) -> None:
+        consumers = self.sockets.get(event.get("conversation_id"))
+        if not consumers:
+            return
+        handler = get_handler_name(event)
+        for consumer in tuple(consumers):
+            try:
+                await consumer.hub_event(handler, event)
+            except Exception:  # the consumer closes itself on its own failures; never stop the hub
+                log.exception("Delivering %s to a socket failed.", event.get("type"))
+
+    # The watcher
+
+    async def _watch(self) -> None:
+        from chat import services
+
+        # Sockets behind the database at the last look: the id they had delivered, and for how many looks.
+        lagging: dict[tuple, tuple[int, int]] = {}
+        renewed = time.monotonic()
+        while True:
+            await asyncio.sleep(HEAL_INTERVAL)
+            try:
+                await self._unsubscribe_idle()
+                if time.monotonic() - renewed > RENEW_INTERVAL:
+                    await self._renew()
+                    renewed = time.monotonic()
+            except Exception as error:
+                log.warning("The fan-out hub could not update its subscriptions: %r", error)
+            if not self.sockets:
+                lagging = {}
+                continue
+            try:
+                newest = await database_sync_to_async(services.newest_message_ids)(list(self.sockets))
+            except Exception as error:  # the database may be down: try again next time
+                log.warning("Delivery watcher could not read the newest ids: %r", error)
+                continue
+            now_lagging, stalled = {}, []
+            for conversation_id, target in newest.items():
+                for consumer in tuple(self.sockets.get(conversation_id, ())):
+                    delivered = consumer.delivered.get(conversation_id, target)
+                    if delivered < target:
+                        key = (consumer, conversation_id)
+                        before, looks = lagging.get(key, (None, 0))
+                        looks = looks + 1 if before == delivered else 1
+                        now_lagging[key] = (delivered, looks)
+                        # Behind at STALL_LOOKS looks in a row with no progress: lost, not late.
+                        if looks % STALL_LOOKS == 0:
+                            stalled.append(key)
+            lagging = now_lagging
+            if stalled:
+                log.warning("Repairing delivery for %d socket(s) that missed messages.", len(stalled))
+                for consumer, conversation_id in stalled:
+                    consumer.catch_up(conversation_id)
+
+
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+
+
+def hub() -> Hub:
+    """Return the hub of the running event loop (one per process in production; tests run several loops)."""
+    loop = asyncio.get_running_loop()
+    found = _hubs.get(loop)
+    if found is None:
+        for stale in [other for other in _hubs if other.is_closed()]:
+            del _hubs[stale]
+        found = _hubs[loop] = Hub()
+    return found
