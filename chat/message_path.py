@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
+from chatterbox.ratelimit import LocalWindows
+
 log = logging.getLogger(__name__)
 
 try:
@@ -52,17 +54,23 @@ class Send:
         self.content, self.reply_to, self.future = content, reply_to, future
 
 
-def _batch_store(sends: list[Send]) -> list[tuple]:
+def _batch_store(sends: list[Send], rate_windows: LocalWindows | None = None) -> list[tuple]:
     """Store the sends in one transaction; return per send (message, created, event) or the error.
 
-    Each send has its own savepoint, so one refused message does not undo the others.
+    What the sends need (locks, newest ids, memberships, mutes, blocks, known client ids, reply
+    targets) is read once for the batch; each send has its own savepoint, so one refused message
+    does not undo the others. Rate limits are counted in `rate_windows`, this process's memory.
     """
     from chat.services import messages
 
+    rate_windows = rate_windows or LocalWindows()
     results = []
     try:
         with transaction.atomic():
-            context = messages.StoreContext()
+            context = messages.StoreContext(
+                rate_check=lambda user_id: messages._rate_limit_check(user_id, counter=rate_windows.count)
+            )
+            context.prefetch([(send.sender, send.conversation_id, send.client_id, send.reply_to) for send in sends])
             for send in sends:
                 mark = context.mark()
                 try:
@@ -106,6 +114,8 @@ class MessageWriter:
 
     def __init__(self):
         self.queue: asyncio.Queue[Send] = asyncio.Queue()
+        # Senders' rate limits, counted on the database thread only.
+        self.rate_windows = LocalWindows()
         self.broadcasts: asyncio.Queue[list] = asyncio.Queue()
         self.tasks = [asyncio.create_task(self._write()), asyncio.create_task(self._broadcast())]
 
@@ -121,7 +131,7 @@ class MessageWriter:
             while len(sends) < BATCH_MAX and not self.queue.empty():
                 sends.append(self.queue.get_nowait())
             try:
-                results = await loop.run_in_executor(_write_thread, _batch_store, sends)
+                results = await loop.run_in_executor(_write_thread, _batch_store, sends, self.rate_windows)
             except Exception as error:
                 log.warning("A batch of %d message(s) could not be stored: %r", len(sends), error)
                 for send in sends:

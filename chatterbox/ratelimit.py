@@ -28,10 +28,43 @@ def window_count(prefix: str, limit: int, seconds: int, cost: int = 1) -> int:
     except ValueError:  # expired between add and incr
         used = cost
         cache.set(key, used, timeout=2 * seconds + 1)
+    wait = _wait(previous, used, elapsed, seconds, limit)
+    if wait:
+        cache.decr(key, cost)
+    return wait
+
+
+class LocalWindows:
+    """The same sliding windows in this process's memory, for a caller that owns them alone.
+
+    No round trip to the cache: the message path's writer counts each sender here, so a limit
+    holds per server process (docs/performance.md).
+    """
+
+    def __init__(self):
+        # prefix -> (window number, count in it, count in the window before)
+        self.state: dict[str, tuple[int, int, int]] = {}
+        self.swept = 0
+
+    def count(self, prefix: str, limit: int, seconds: int, cost: int = 1) -> int:
+        window, elapsed = divmod(time.time(), seconds)
+        window = int(window)
+        known, used, previous = self.state.get(prefix, (window, 0, 0))
+        if known != window:
+            used, previous = 0, used if known == window - 1 else 0
+        wait = _wait(previous, used + cost, elapsed, seconds, limit)
+        self.state[prefix] = (window, used if wait else used + cost, previous)
+        if window - self.swept > 2:
+            self.swept = window
+            self.state = {key: value for key, value in self.state.items() if value[0] >= window - 1}
+        return wait
+
+
+def _wait(previous: int, used: int, elapsed: float, seconds: int, limit: int) -> int:
+    """Return 0 if `used` in this window (after `elapsed` of its `seconds`) fits, else the seconds to wait."""
     overlap = 1 - elapsed / seconds
     if previous * overlap + used <= limit:
         return 0
-    cache.decr(key, cost)
     wait = seconds - elapsed
     if used <= limit and previous:
         # Only the previous window is in the way: wait until its weight leaves room.

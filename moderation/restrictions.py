@@ -13,9 +13,20 @@ def block_between(user_a_id: int, user_b_id: int) -> Block | None:
     return Block.objects.filter(either).select_related("blocker", "blocked").first()
 
 
-def direct_block_check(*, sender: User, other_id: int) -> None:
-    """Refuse a direct conversation, or a message in one, when either of the two blocked the other."""
-    block = block_between(sender.pk, other_id)
+def blocks_among(user_ids) -> list[Block]:
+    """Return every block made by or against these users (the message path's one query per batch)."""
+    user_ids = list(user_ids)
+    either = Q(blocker_id__in=user_ids) | Q(blocked_id__in=user_ids)
+    return list(Block.objects.filter(either).select_related("blocker", "blocked"))
+
+
+def direct_block_check(*, sender: User, other_id: int, block: Block | bool | None = False) -> None:
+    """Refuse a direct conversation, or a message in one, when either of the two blocked the other.
+
+    A caller that looked the block up already passes it (None: there is none).
+    """
+    if block is False:
+        block = block_between(sender.pk, other_id)
     if block is None:
         return
     if block.blocker_id == sender.pk:

@@ -8,6 +8,7 @@ from math import ceil
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -16,7 +17,7 @@ from chat.models import Conversation, Membership, Message, MessageKey
 from chat.services.attachments import attachment_claim, attachment_discard
 from chat.services.lookups import _conversation_get, _latest_message_id, _membership_require
 from chat.services.mentions import mentions_check, mentions_record
-from chatterbox.errors import Forbidden, Invalid, NotFound, NotMember, RateLimited, TooLarge
+from chatterbox.errors import DomainError, Forbidden, Invalid, NotFound, NotMember, RateLimited, TooLarge
 from chatterbox.ratelimit import window_count
 from moderation.audit import audit_record
 from moderation.restrictions import direct_block_check
@@ -79,13 +80,81 @@ class StoreContext:
     """What one transaction already knows, so that a batch of sends asks the database once.
 
     A conversation is locked and its newest id read once per transaction; the sender's right to
-    post is checked once per sender and conversation.
+    post is checked once per sender and conversation. `prefetch` reads all of that for a whole
+    batch in a few queries (the message path's writer); without it each is read when first asked.
+    `rate_check` counts a message against its sender's limit (by default the shared counter).
     """
 
-    def __init__(self):
+    def __init__(self, rate_check=None):
         self.conversations: dict[int, Conversation] = {}
         self.newest: dict[int, int] = {}
-        self.members: dict[tuple[int, int], set[int] | None] = {}
+        self.members: dict[tuple[int, int], set[int] | Exception | None] = {}
+        # Known (sender id, client id) -> message; absent: not looked up (prefetched: None if new).
+        self.existing: dict[tuple[int, str], Message | None] = {}
+        self.replies: dict[int, int | None] = {}
+        self.rate_check = rate_check or _rate_limit_check
+
+    def prefetch(self, sends) -> None:
+        """Lock and read what the sends need, a query each; a send is (sender, conversation id, client id, reply_to)."""
+        from chat.services.reads import newest_message_ids
+        from moderation.restrictions import blocks_among
+
+        wanted = sorted({conversation_id for _, conversation_id, _, _ in sends} - set(self.conversations))
+        # Locked in id order, so that two processes' batches never wait for each other in a circle.
+        found = Conversation.objects.select_for_update().filter(pk__in=wanted).order_by("pk")
+        self.conversations.update((conversation.pk, conversation) for conversation in found)
+        self.newest.update(newest_message_ids([pk for pk in wanted if pk in self.conversations]))
+        pairs = {(conversation_id, sender.pk) for sender, conversation_id, _, _ in sends}
+        pairs = {pair for pair in pairs if pair[0] in self.conversations and pair not in self.members}
+        senders = {sender_id for _, sender_id in pairs}
+        channels = {cid for cid, _ in pairs if self.conversations[cid].kind == Kind.CHANNEL}
+        private = {cid for cid, _ in pairs} - channels
+        rows = Membership.objects.filter(
+            Q(conversation_id__in=private) | Q(conversation_id__in=channels, user_id__in=senders)
+        ).values_list("conversation_id", "user_id", "user__is_active", "muted_until")
+        active: dict[int, dict[int, bool]] = {}
+        muted: dict[tuple[int, int], object] = {}
+        for conversation_id, user_id, is_active, muted_until in rows:
+            active.setdefault(conversation_id, {})[user_id] = is_active
+            muted[(conversation_id, user_id)] = muted_until
+        direct = any(self.conversations[cid].kind == Kind.DIRECT for cid, _ in pairs)
+        blocks = blocks_among(senders) if direct else []
+        users = {sender.pk: sender for sender, _, _, _ in sends}
+        now = timezone.now()
+        for conversation_id, sender_id in pairs:
+            conversation = self.conversations[conversation_id]
+            members = active.get(conversation_id, {})
+            between = {
+                frozenset((block.blocker_id, block.blocked_id)): block
+                for block in blocks
+                if conversation.kind == Kind.DIRECT and {block.blocker_id, block.blocked_id} <= set(members)
+            }
+            try:
+                self.members[(conversation_id, sender_id)] = _sender_rules(
+                    conversation,
+                    users[sender_id],
+                    members,
+                    muted_until=muted.get((conversation_id, sender_id)),
+                    now=now,
+                    blocks=between,
+                )
+            except DomainError as error:
+                self.members[(conversation_id, sender_id)] = error
+        keys = {(sender.pk, client_id) for sender, _, client_id, _ in sends} - set(self.existing)
+        self.existing.update(dict.fromkeys(keys))
+        if keys:
+            rows = Message.objects.filter(
+                sender_id__in={sender_id for sender_id, _ in keys}, client_id__in={client_id for _, client_id in keys}
+            ).select_related("sender")
+            self.existing.update(
+                ((message.sender_id, message.client_id), message)
+                for message in rows
+                if (message.sender_id, message.client_id) in keys
+            )
+        replies = {reply_to for _, _, _, reply_to in sends if reply_to is not None} - set(self.replies)
+        if replies:
+            self.replies.update(dict.fromkeys(replies))
+            self.replies.update(Message.objects.filter(pk__in=replies).values_list("pk", "conversation_id"))
 
     def conversation(self, conversation_id: int) -> Conversation:
         if conversation_id not in self.conversations:
@@ -94,18 +163,36 @@ class StoreContext:
             self.newest[conversation_id] = _latest_message_id(conversation_id)
         return self.conversations[conversation_id]
 
-    def mark(self) -> tuple[dict, dict]:
-        return dict(self.conversations), dict(self.newest)
+    def mark(self) -> tuple[dict, dict, dict]:
+        return dict(self.conversations), dict(self.newest), dict(self.existing)
 
-    def rollback(self, mark: tuple[dict, dict]) -> None:
-        """Forget what a send rolled back to its savepoint: its new ids, and the locks it took there."""
-        self.conversations, self.newest = dict(mark[0]), dict(mark[1])
+    def rollback(self, mark: tuple[dict, dict, dict]) -> None:
+        """Forget what a send rolled back to its savepoint: its new ids, the locks and the rows it made there."""
+        self.conversations, self.newest, self.existing = dict(mark[0]), dict(mark[1]), dict(mark[2])
 
     def member_ids(self, conversation: Conversation, sender: User) -> set[int] | None:
         key = (conversation.pk, sender.pk)
         if key not in self.members:
             self.members[key] = _sender_check(conversation, sender)
-        return self.members[key]
+        verdict = self.members[key]
+        if isinstance(verdict, Exception):
+            raise verdict
+        return verdict
+
+    def message_existing(self, sender: User, client_id: str) -> Message | None:
+        key = (sender.pk, client_id)
+        if key not in self.existing:
+            self.existing[key] = (
+                Message.objects.filter(sender=sender, client_id=client_id).select_related("sender").first()
+            )
+        return self.existing[key]
+
+    def reply_conversation(self, reply_to: int) -> int | None:
+        if reply_to not in self.replies:
+            self.replies[reply_to] = (
+                Message.objects.filter(pk=reply_to).values_list("conversation_id", flat=True).first()
+            )
+        return self.replies[reply_to]
 
 
 def _message_store(
@@ -115,7 +202,7 @@ def _message_store(
     context = context or StoreContext()
     conversation = context.conversation(conversation_id)
     member_ids = context.member_ids(conversation, sender)
-    existing = Message.objects.filter(sender=sender, client_id=client_id).select_related("sender").first()
+    existing = context.message_existing(sender, client_id)
     if existing:
         return existing, False, None
     # Read, never pop: the message path may store the same content again after a failed batch.
@@ -124,10 +211,10 @@ def _message_store(
     attachment_id = content.pop("attachment", None)
     _kind_check(kind, conversation, attachment_id)
     fields, keys = _content_check(conversation, member_ids, **content, with_attachment=attachment_id is not None)
-    if reply_to is not None and not Message.objects.filter(pk=reply_to, conversation=conversation).exists():
+    if reply_to is not None and context.reply_conversation(reply_to) != conversation.pk:
         raise Invalid("reply_to must be a message of this conversation.", field="reply_to")
     mentioned = mentions_check(conversation=conversation, sender=sender, body=fields.get("body"))
-    _rate_limit_check(sender.pk)
+    context.rate_check(sender.pk)
     previous_id = context.newest[conversation_id]
     message = Message.objects.create(
         conversation=conversation, sender=sender, client_id=client_id, reply_to_id=reply_to, kind=kind, **fields
@@ -140,6 +227,7 @@ def _message_store(
     # The previous id lets each socket notice a message the channel layer dropped.
     event["prev_id"] = previous_id
     context.newest[conversation_id] = message.pk
+    context.existing[(sender.pk, client_id)] = message
     return message, True, event
 
 
@@ -173,33 +261,39 @@ def _sender_check(conversation: Conversation, user: User) -> set[int] | None:
     rows = Membership.objects.filter(conversation=conversation)
     if conversation.kind == Kind.CHANNEL:
         rows = rows.filter(user=user)
-    active = dict(rows.values_list("user_id", "user__is_active"))
+    active = {}
+    muted_until = None
+    for user_id, is_active, until in rows.values_list("user_id", "user__is_active", "muted_until"):
+        active[user_id] = is_active
+        if user_id == user.pk:
+            muted_until = until
+    return _sender_rules(conversation, user, active, muted_until=muted_until, now=timezone.now())
+
+
+def _sender_rules(conversation, user, active: dict[int, bool], *, muted_until, now, blocks=None) -> set[int] | None:
+    """Refuse a sender who is no member, disabled, or held back by moderation (an archive, a mute,
+    a block in a direct conversation); return the member ids of a private conversation.
+
+    `active` maps the members (a channel: at least the sender) to whether their account is active;
+    `blocks`, if given, holds every block between members of a direct conversation by pair.
+    """
     if user.pk not in active:
         raise NotMember()
     if not active[user.pk]:
         raise Forbidden("This account is disabled.")
-    _sender_restrictions_check(conversation, user, active)
+    if conversation.archived:
+        raise Forbidden("This conversation is archived: it can be read but no longer written to.")
+    if muted_until is not None and muted_until > now:
+        _mute_refuse(muted_until, now)
+    if conversation.kind == Kind.DIRECT:
+        for other_id in active:
+            if other_id != user.pk:
+                block = False if blocks is None else blocks.get(frozenset((user.pk, other_id)))
+                direct_block_check(sender=user, other_id=other_id, block=block)
     return None if conversation.kind == Kind.CHANNEL else set(active)
 
 
-def _sender_restrictions_check(conversation: Conversation, user: User, member_ids) -> None:
-    """Refuse a sender whom moderation holds back: an archive, a mute, a block in a direct conversation."""
-    if conversation.archived:
-        raise Forbidden("This conversation is archived: it can be read but no longer written to.")
-    _mute_check(conversation, user)
-    if conversation.kind == Kind.DIRECT:
-        for other_id in member_ids:
-            if other_id != user.pk:
-                direct_block_check(sender=user, other_id=other_id)
-
-
-def _mute_check(conversation: Conversation, user: User) -> None:
-    now = timezone.now()
-    muted_until = (
-        Membership.objects.filter(conversation=conversation, user=user, muted_until__gt=now)
-        .values_list("muted_until", flat=True)
-        .first()
-    )
+def _mute_refuse(muted_until, now) -> None:
     if muted_until is not None:
         left = ceil((muted_until - now).total_seconds())
         raise Forbidden(
@@ -289,7 +383,7 @@ def _keys_check(keys, member_ids: set[int]) -> dict[int, str]:
     return wrapped
 
 
-def _rate_limit_check(user_id: int) -> None:
+def _rate_limit_check(user_id: int, counter=window_count) -> None:
     """Count one message against the user's limit (a sliding window, chatterbox.ratelimit)."""
     rule = (settings.CHAT_RATE_LIMIT or "").strip().lower()
     if rule in {"", "0", "off"}:
@@ -298,7 +392,7 @@ def _rate_limit_check(user_id: int) -> None:
         limit, seconds = (int(part) for part in rule.split("/"))
     except ValueError:
         raise ImproperlyConfigured('CHAT_RATE_LIMIT must look like "20/10" (messages/seconds) or "off".') from None
-    wait = window_count(f"chat:rate:{user_id}", limit, seconds)
+    wait = counter(f"chat:rate:{user_id}", limit, seconds)
     if wait:
         raise RateLimited(f"At most {limit} messages every {seconds} s; wait a moment.", retry_after=wait)
 
