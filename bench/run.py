@@ -44,6 +44,8 @@ PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0
 PG_BENCH_DB = os.environ.get("BENCH_PG_DB", "bench_chatterbox")
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 OPEN_TIMEOUT = 30
+# Seconds between opening a scenario's sockets and its first measured step, for every target alike.
+SETTLE_SECONDS = 2.0
 
 
 def free_port() -> int:
@@ -304,6 +306,11 @@ async def open_many(target: Target, members: list, concurrency: int = 50) -> lis
     return await asyncio.gather(*(one(member) for member in members))
 
 
+async def settle() -> None:
+    """Let the server finish what opening the sockets started (hellos, presence) before measuring."""
+    await asyncio.sleep(SETTLE_SECONDS)
+
+
 async def rate_step(target, server, senders, receivers, expected_per_message, rate, seconds, room_of, sent):
     """Send at `rate` messages/s for `seconds` from the senders in turn; wait for the deliveries."""
     count = max(1, int(rate * seconds))
@@ -349,6 +356,7 @@ async def scenario_fanout(target, server, channel, rates, seconds):
     sockets = await open_many(target, channel["cookies"])
     receivers = [Receiver(target, ws, sent) for ws in sockets]
     senders = [(sockets[i], channel["cookies"][i], channel["id"]) for i in range(min(10, len(sockets)))]
+    await settle()
     steps = []
     for rate in rates:
         step = await rate_step(target, server, senders, receivers, len(sockets), rate, seconds, None, sent)
@@ -368,6 +376,7 @@ async def scenario_pairs(target, server, pairs, rates, seconds):
     # The senders' own sockets are read too (acks, echoes) so that nothing backs up.
     echo = [Receiver(target, ws, {}) for ws in firsts]
     senders = [(firsts[i], pair["cookies"][0], pair["id"]) for i, pair in enumerate(pairs)]
+    await settle()
     steps = []
     for rate in rates:
         step = await rate_step(target, server, senders, receivers, 1, rate, seconds, None, sent)
@@ -554,18 +563,22 @@ async def run_target(target, size, results):
     prepared = target.prepare(spec)
     server = target.start()
     try:
-        for index, members in enumerate(channels):
+        wanted = size["scenarios"]
+        for index, members in enumerate(channels if "S1" in wanted else []):
             steps = await scenario_fanout(
                 target, server, prepared["channels"][index], size["fan_rates"][index], size["seconds"]
             )
             results.setdefault(f"S1 fan-out, {members} members", {})[name] = steps
-        steps = await scenario_pairs(target, server, prepared["pairs"], size["pair_rates"], size["seconds"])
-        results.setdefault(f"S2 1:1, {size['pairs']} pairs", {})[name] = steps
+        if "S2" in wanted:
+            steps = await scenario_pairs(target, server, prepared["pairs"], size["pair_rates"], size["seconds"])
+            results.setdefault(f"S2 1:1, {size['pairs']} pairs", {})[name] = steps
         # Idle sockets of people in small conversations: five tabs for each member of the pairs.
         pair_members = [cookie for pair in prepared["pairs"] for cookie in pair["cookies"]]
         members = (pair_members * (size["idle"] // len(pair_members) + 1))[: size["idle"]]
-        results.setdefault(f"S3 idle, {size['idle']} sockets", {})[name] = await scenario_idle(target, server, members)
-        if target.persistent:
+        if "S3" in wanted:
+            idle = await scenario_idle(target, server, members)
+            results.setdefault(f"S3 idle, {size['idle']} sockets", {})[name] = idle
+        if target.persistent and "S4" in wanted:
             storm = prepared["channels"][len(channels) :]
             results.setdefault(f"S4 storm, {sum(len(c['cookies']) - 1 for c in storm)} sockets", {})[
                 name
@@ -704,7 +717,7 @@ def svg_plot(scenario: str, by_target: dict) -> str:
 async def main_async(args) -> dict:
     os.sched_setaffinity(0, {1}) if (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity") else None
     workdir = Path(tempfile.mkdtemp(prefix="chatterbox-bench-"))
-    size = sizes(args.smoke)
+    size = sizes(args.smoke) | {"scenarios": args.scenarios.split(",")}
     targets = []
     if "embedded" in args.targets:
         targets.append(Chatterbox("chatterbox-embedded", "embedded", workdir, args.server))
@@ -726,6 +739,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds long (CI)")
     parser.add_argument("--targets", default="embedded,pg,tutorial,bare", help="comma-separated subset")
+    parser.add_argument("--scenarios", default="S1,S2,S3,S4", help="comma-separated subset")
     parser.add_argument("--server", default="daphne", choices=["daphne", "uvicorn"], help="ASGI server for Chatterbox")
     parser.add_argument("--out", default=str(RESULTS), help="directory for RESULTS.md, results.json and plots")
     args = parser.parse_args()
