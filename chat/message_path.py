@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
+from chat.models import Message
 from chatterbox.ratelimit import LocalWindows
 
 log = logging.getLogger(__name__)
@@ -54,48 +55,54 @@ class Send:
         self.content, self.reply_to, self.future = content, reply_to, future
 
 
-def _batch_store(sends: list[Send], rate_windows: LocalWindows | None = None) -> list[tuple]:
+def _batch_store(sends: list[Send], rate_windows: LocalWindows | None = None) -> list:
     """Store the sends in one transaction; return per send (message, created, event) or the error.
 
     What the sends need (locks, newest ids, memberships, mutes, blocks, known client ids, reply
-    targets) is read once for the batch; each send has its own savepoint, so one refused message
-    does not undo the others. Rate limits are counted in `rate_windows`, this process's memory.
+    targets) is read once for the batch, each send is checked in turn, and the accepted ones are
+    inserted together (one statement per table). A refused send undoes nothing else. A send with a
+    file goes alone, in its turn and in a savepoint of its own: claiming the file can still refuse
+    it after the insert. Rate limits are counted in `rate_windows`, this process's memory.
     """
     from chat.services import messages
 
     rate_windows = rate_windows or LocalWindows()
-    results = []
+    results: list = [None] * len(sends)
     try:
         with transaction.atomic():
             context = messages.StoreContext(
                 rate_check=lambda user_id: messages._rate_limit_check(user_id, counter=rate_windows.count)
             )
             context.prefetch([(send.sender, send.conversation_id, send.client_id, send.reply_to) for send in sends])
-            for send in sends:
-                mark = context.mark()
+            drafts: list[tuple[int, messages.Draft]] = []
+            for index, send in enumerate(sends):
+                if send.content.get("attachment") is not None:
+                    _drafts_insert(drafts, results, context)
+                    drafts = []
+                    results[index] = _store_alone(send, context)
+                    continue
                 try:
-                    with transaction.atomic():
-                        results.append(
-                            messages._message_store(
-                                sender=send.sender,
-                                conversation_id=send.conversation_id,
-                                client_id=send.client_id,
-                                content=send.content,
-                                reply_to=send.reply_to,
-                                context=context,
-                            )
-                        )
-                except IntegrityError as error:
-                    # The same client_id raced in through another conversation's lock.
-                    context.rollback(mark)
-                    results.append(error)
+                    draft = messages._message_draft(
+                        sender=send.sender,
+                        conversation_id=send.conversation_id,
+                        client_id=send.client_id,
+                        content=send.content,
+                        reply_to=send.reply_to,
+                        context=context,
+                    )
+                except DatabaseError:
+                    raise
                 except Exception as error:
-                    context.rollback(mark)
-                    if isinstance(error, DatabaseError):
-                        raise
-                    results.append(error)
+                    results[index] = error
+                    continue
+                if isinstance(draft, Message):
+                    results[index] = (draft, False, None)
+                else:
+                    drafts.append((index, draft))
+            _drafts_insert(drafts, results, context)
         for index, result in enumerate(results):
             if isinstance(result, IntegrityError):
+                # The same client_id raced in through another conversation's lock: answer the stored one.
                 send = sends[index]
                 try:
                     results[index] = (messages._message_existing(send.sender, send.client_id), False, None)
@@ -107,6 +114,61 @@ def _batch_store(sends: list[Send], rate_windows: LocalWindows | None = None) ->
             connection.close()
         raise
     return results
+
+
+def _drafts_insert(drafts: list, results: list, context) -> None:
+    """Insert checked drafts in one statement per table; one by one if a client id raced in meanwhile."""
+    from chat.services import messages
+
+    if not drafts:
+        return
+    mark = context.mark()
+    try:
+        with transaction.atomic():
+            Message.objects.bulk_create([draft.message for _, draft in drafts])
+            rows: list = []
+            for index, draft in drafts:
+                results[index] = (draft.message, True, messages._message_stored(draft, context, rows))
+            messages.rows_insert(rows)
+        return
+    except IntegrityError:
+        context.rollback(mark)
+    for index, draft in drafts:
+        mark = context.mark()
+        draft.message.pk = None
+        draft.message._state.adding = True
+        try:
+            with transaction.atomic():
+                draft.message.save(force_insert=True)
+                results[index] = (draft.message, True, messages._message_stored(draft, context))
+        except IntegrityError as error:
+            context.rollback(mark)
+            results[index] = error
+
+
+def _store_alone(send: Send, context):
+    """Store one send in a savepoint of its own; return its result or its error."""
+    from chat.services import messages
+
+    mark = context.mark()
+    try:
+        with transaction.atomic():
+            return messages._message_store(
+                sender=send.sender,
+                conversation_id=send.conversation_id,
+                client_id=send.client_id,
+                content=send.content,
+                reply_to=send.reply_to,
+                context=context,
+            )
+    except DatabaseError as error:
+        context.rollback(mark)
+        if isinstance(error, IntegrityError):
+            return error
+        raise
+    except Exception as error:
+        context.rollback(mark)
+        return error
 
 
 class MessageWriter:

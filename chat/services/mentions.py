@@ -35,6 +35,6 @@ def mentions_check(*, conversation: Conversation, sender: User, body: str) -> se
     return set(members.filter(named).exclude(user=sender).values_list("user_id", flat=True))
 
 
-def mentions_record(*, message: Message, user_ids: set[int]) -> None:
-    if user_ids:
-        MessageMention.objects.bulk_create([MessageMention(message=message, user_id=uid) for uid in user_ids])
+def mentions_rows(*, message: Message, user_ids: set[int]) -> list[MessageMention]:
+    """Return the mention rows to insert with the message."""
+    return [MessageMention(message=message, user_id=uid) for uid in user_ids]

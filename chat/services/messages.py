@@ -16,7 +16,7 @@ from chat import events
 from chat.models import Conversation, Membership, Message, MessageKey
 from chat.services.attachments import attachment_claim, attachment_discard
 from chat.services.lookups import _conversation_get, _latest_message_id, _membership_require
-from chat.services.mentions import mentions_check, mentions_record
+from chat.services.mentions import mentions_check, mentions_rows
 from chatterbox.errors import DomainError, Forbidden, Invalid, NotFound, NotMember, RateLimited, TooLarge
 from chatterbox.ratelimit import window_count
 from moderation.audit import audit_record
@@ -200,11 +200,37 @@ def _message_store(
 ) -> tuple[Message, bool, dict | None]:
     """Store one message in the current transaction; return it, whether it is new, and its event."""
     context = context or StoreContext()
+    draft = _message_draft(
+        sender=sender,
+        conversation_id=conversation_id,
+        client_id=client_id,
+        content=content,
+        reply_to=reply_to,
+        context=context,
+    )
+    if isinstance(draft, Message):
+        return draft, False, None
+    draft.message.save(force_insert=True)
+    return draft.message, True, _message_stored(draft, context)
+
+
+class Draft:
+    """A checked message not yet inserted, with what storing it brings along."""
+
+    __slots__ = ("attachment_id", "conversation", "keys", "member_ids", "mentioned", "message")
+
+    def __init__(self, message, conversation, member_ids, keys, mentioned, attachment_id):
+        self.message, self.conversation, self.member_ids = message, conversation, member_ids
+        self.keys, self.mentioned, self.attachment_id = keys, mentioned, attachment_id
+
+
+def _message_draft(*, sender, conversation_id, client_id, content, reply_to, context: StoreContext) -> Draft | Message:
+    """Check a send against every rule; return its draft, or the message its client_id already names."""
     conversation = context.conversation(conversation_id)
     member_ids = context.member_ids(conversation, sender)
     existing = context.message_existing(sender, client_id)
     if existing:
-        return existing, False, None
+        return existing
     # Read, never pop: the message path may store the same content again after a failed batch.
     content = dict(content)
     kind = content.pop("kind", None) or Message.Kind.TEXT
@@ -215,20 +241,42 @@ def _message_store(
         raise Invalid("reply_to must be a message of this conversation.", field="reply_to")
     mentioned = mentions_check(conversation=conversation, sender=sender, body=fields.get("body"))
     context.rate_check(sender.pk)
-    previous_id = context.newest[conversation_id]
-    message = Message.objects.create(
+    message = Message(
         conversation=conversation, sender=sender, client_id=client_id, reply_to_id=reply_to, kind=kind, **fields
     )
-    attachment_claim(sender=sender, conversation=conversation, attachment_id=attachment_id, message=message)
-    if keys:
-        MessageKey.objects.bulk_create([MessageKey(message=message, user_id=uid, key=key) for uid, key in keys.items()])
-    mentions_record(message=message, user_ids=mentioned)
-    event = _message_event(message, conversation, member_ids, keys, event_type="chat.message")
+    return Draft(message, conversation, member_ids, keys, mentioned, attachment_id)
+
+
+def _message_stored(draft: Draft, context: StoreContext, rows: list | None = None) -> dict:
+    """Finish an inserted draft: its attachment, wrapped keys and mentions; return its event.
+
+    Given `rows`, the key and mention rows are added there for the caller to insert with others.
+    """
+    message, conversation = draft.message, draft.conversation
+    attachment_claim(
+        sender=message.sender, conversation=conversation, attachment_id=draft.attachment_id, message=message
+    )
+    extra = [MessageKey(message=message, user_id=uid, key=key) for uid, key in draft.keys.items()]
+    extra += mentions_rows(message=message, user_ids=draft.mentioned)
+    if rows is not None:
+        rows.extend(extra)
+    else:
+        rows_insert(extra)
+    event = _message_event(message, conversation, draft.member_ids, draft.keys, event_type="chat.message")
     # The previous id lets each socket notice a message the channel layer dropped.
-    event["prev_id"] = previous_id
-    context.newest[conversation_id] = message.pk
-    context.existing[(sender.pk, client_id)] = message
-    return message, True, event
+    event["prev_id"] = context.newest[conversation.pk]
+    context.newest[conversation.pk] = message.pk
+    context.existing[(message.sender_id, message.client_id)] = message
+    return event
+
+
+def rows_insert(rows: list) -> None:
+    """Insert rows of any models, one statement per model."""
+    by_model: dict[type, list] = {}
+    for row in rows:
+        by_model.setdefault(type(row), []).append(row)
+    for model, same in by_model.items():
+        model.objects.bulk_create(same)
 
 
 def _kind_check(kind, conversation: Conversation, attachment_id: int | None) -> None:
