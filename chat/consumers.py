@@ -6,9 +6,11 @@ this socket's own view of its memberships, which membership events keep current.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
+import sys
 import time
 
 from channels.consumer import get_handler_name
@@ -139,9 +141,27 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             if message["type"] == "websocket.disconnect":
                 log.exception("Cleaning up a closed socket failed.")
                 raise StopConsumer() from None
-            log.exception("Closing a socket with %d after %s failed.", CLOSE_SERVER_ERROR, message["type"])
-            self.closing = True
+            await self._fail(f"{message['type']} failed")
+
+    async def _fail(self, what: str) -> None:
+        """Close the socket after a failure of ours, so that the client reconnects and syncs.
+
+        The close code is 1011. Daphne (autobahn) refuses to send a code under 3000 other than 1000:
+        there the socket is closed without one, and clients reconnect on every code but 4401 and 4403.
+        A socket the network already closed is only marked closing.
+        """
+        if self.closing:
+            return
+        self.closing = True
+        if type(sys.exception()).__name__ == "Disconnected":  # autobahn: the peer is gone
+            log.info("A socket closed under a %s.", what)
+            return
+        log.exception("Closing a socket with %d: %s.", CLOSE_SERVER_ERROR, what)
+        try:
             await self.close(code=CLOSE_SERVER_ERROR)
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self.close()
 
     async def connect(self):
         self.user = self.scope.get("user")
@@ -350,9 +370,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         try:
             await getattr(self, handler)(event)
         except Exception:
-            log.exception("Closing a socket with %d after %s failed.", CLOSE_SERVER_ERROR, event["type"])
-            self.closing = True
-            await self.close(code=CLOSE_SERVER_ERROR)
+            await self._fail(f"{event['type']} failed")
 
     async def chat_message(self, event):
         conversation_id = event["message"]["conversation"]
@@ -399,10 +417,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             while held and not self.closing:
                 await self._message_deliver(held.pop(0))
         except Exception:
-            if not self.closing:
-                log.exception("Closing a socket with %d: catching up failed.", CLOSE_SERVER_ERROR)
-                self.closing = True
-                await self.close(code=CLOSE_SERVER_ERROR)
+            await self._fail("catching up failed")
         finally:
             self.held.pop(conversation_id, None)
 
