@@ -7,8 +7,7 @@ from math import ceil
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -95,66 +94,107 @@ class StoreContext:
         self.rate_check = rate_check or _rate_limit_check
 
     def prefetch(self, sends) -> None:
-        """Lock and read what the sends need, a query each; a send is (sender, conversation id, client id, reply_to)."""
-        from chat.services.reads import newest_message_ids
-        from moderation.restrictions import blocks_among
+        """Lock and read what the sends need, a query each; a send is (sender, conversation id, client id, reply_to).
 
+        Written in SQL, not built by the ORM: building the queries cost more than running them.
+        """
         wanted = sorted({conversation_id for _, conversation_id, _, _ in sends} - set(self.conversations))
-        # Locked in id order, so that two processes' batches never wait for each other in a circle.
-        found = Conversation.objects.select_for_update().filter(pk__in=wanted).order_by("pk")
-        self.conversations.update((conversation.pk, conversation) for conversation in found)
-        self.newest.update(newest_message_ids([pk for pk in wanted if pk in self.conversations]))
+        if wanted:
+            # Locked in id order, so that two processes' batches never wait for each other in a circle.
+            lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+            found = Conversation.objects.raw(
+                f"SELECT * FROM {_table(Conversation)} WHERE id IN ({_marks(wanted)}) ORDER BY id{lock}",  # noqa: S608
+                wanted,
+            )
+            self.conversations.update((conversation.pk, conversation) for conversation in found)
+            newest = _rows(
+                f"SELECT c.id, (SELECT m.id FROM {_table(Message)} m WHERE m.conversation_id = c.id "  # noqa: S608
+                f"ORDER BY m.id DESC LIMIT 1) FROM {_table(Conversation)} c WHERE c.id IN ({_marks(wanted)})",
+                wanted,
+            )
+            self.newest.update((cid, latest or 0) for cid, latest in newest)
         pairs = {(conversation_id, sender.pk) for sender, conversation_id, _, _ in sends}
         pairs = {pair for pair in pairs if pair[0] in self.conversations and pair not in self.members}
-        senders = {sender_id for _, sender_id in pairs}
-        channels = {cid for cid, _ in pairs if self.conversations[cid].kind == Kind.CHANNEL}
-        private = {cid for cid, _ in pairs} - channels
-        rows = Membership.objects.filter(
-            Q(conversation_id__in=private) | Q(conversation_id__in=channels, user_id__in=senders)
-        ).values_list("conversation_id", "user_id", "user__is_active", "muted_until")
-        active: dict[int, dict[int, bool]] = {}
-        muted: dict[tuple[int, int], object] = {}
-        for conversation_id, user_id, is_active, muted_until in rows:
-            active.setdefault(conversation_id, {})[user_id] = is_active
-            muted[(conversation_id, user_id)] = muted_until
-        direct = any(self.conversations[cid].kind == Kind.DIRECT for cid, _ in pairs)
-        blocks = blocks_among(senders) if direct else []
-        users = {sender.pk: sender for sender, _, _, _ in sends}
+        if pairs:
+            self._senders_check(pairs, {sender.pk: sender for sender, _, _, _ in sends})
+        keys = {(sender.pk, client_id) for sender, _, client_id, _ in sends} - set(self.existing)
+        if keys:
+            self.existing.update(dict.fromkeys(keys))
+            senders, client_ids = sorted({s for s, _ in keys}), sorted({c for _, c in keys})
+            known = _rows(
+                f"SELECT id, sender_id, client_id FROM {_table(Message)} "  # noqa: S608
+                f"WHERE sender_id IN ({_marks(senders)}) AND client_id IN ({_marks(client_ids)})",
+                [*senders, *client_ids],
+            )
+            hits = [pk for pk, sender_id, client_id in known if (sender_id, client_id) in keys]
+            for message in Message.objects.filter(pk__in=hits).select_related("sender") if hits else ():
+                self.existing[(message.sender_id, message.client_id)] = message
+        replies = sorted({reply_to for _, _, _, reply_to in sends if reply_to is not None} - set(self.replies))
+        if replies:
+            self.replies.update(dict.fromkeys(replies))
+            self.replies.update(
+                _rows(f"SELECT id, conversation_id FROM {_table(Message)} WHERE id IN ({_marks(replies)})", replies)  # noqa: S608
+            )
+
+    def _senders_check(self, pairs: set[tuple[int, int]], users: dict[int, User]) -> None:
+        """Decide for each (conversation, sender) whether the sender may post there now."""
+        from moderation.models import Block
+
+        senders = sorted({sender_id for _, sender_id in pairs})
+        channels = sorted({cid for cid, _ in pairs if self.conversations[cid].kind == Kind.CHANNEL})
+        private = sorted({cid for cid, _ in pairs} - set(channels))
         now = timezone.now()
+        where = []
+        params: list = [connection.ops.adapt_datetimefield_value(now)]
+        if private:
+            where.append(f"m.conversation_id IN ({_marks(private)})")
+            params += private
+        if channels:
+            where.append(f"(m.conversation_id IN ({_marks(channels)}) AND m.user_id IN ({_marks(senders)}))")
+            params += [*channels, *senders]
+        rows = _rows(
+            f"SELECT m.conversation_id, m.user_id, u.is_active, m.muted_until IS NOT NULL AND m.muted_until > %s "  # noqa: S608
+            f"FROM {_table(Membership)} m JOIN {_table(User)} u ON u.id = m.user_id WHERE {' OR '.join(where)}",
+            params,
+        )
+        active: dict[int, dict[int, bool]] = {}
+        muted = set()
+        for conversation_id, user_id, is_active, is_muted in rows:
+            active.setdefault(conversation_id, {})[user_id] = bool(is_active)
+            if is_muted:
+                muted.add((conversation_id, user_id))
+        blocks: dict[frozenset, Block] = {}
+        if any(self.conversations[cid].kind == Kind.DIRECT for cid, _ in pairs):
+            pairs_blocked = _rows(
+                f"SELECT id FROM {_table(Block)} WHERE blocker_id IN ({_marks(senders)}) "  # noqa: S608
+                f"OR blocked_id IN ({_marks(senders)})",
+                [*senders, *senders],
+            )
+            if pairs_blocked:
+                found = Block.objects.filter(pk__in=[pk for (pk,) in pairs_blocked]).select_related(
+                    "blocker", "blocked"
+                )
+                blocks = {frozenset((block.blocker_id, block.blocked_id)): block for block in found}
         for conversation_id, sender_id in pairs:
             conversation = self.conversations[conversation_id]
-            members = active.get(conversation_id, {})
-            between = {
-                frozenset((block.blocker_id, block.blocked_id)): block
-                for block in blocks
-                if conversation.kind == Kind.DIRECT and {block.blocker_id, block.blocked_id} <= set(members)
-            }
+            muted_until = None
+            if (conversation_id, sender_id) in muted:
+                muted_until = (
+                    Membership.objects.filter(conversation_id=conversation_id, user_id=sender_id)
+                    .values_list("muted_until", flat=True)
+                    .first()
+                )
             try:
                 self.members[(conversation_id, sender_id)] = _sender_rules(
                     conversation,
                     users[sender_id],
-                    members,
-                    muted_until=muted.get((conversation_id, sender_id)),
+                    active.get(conversation_id, {}),
+                    muted_until=muted_until,
                     now=now,
-                    blocks=between,
+                    blocks=blocks,
                 )
             except DomainError as error:
                 self.members[(conversation_id, sender_id)] = error
-        keys = {(sender.pk, client_id) for sender, _, client_id, _ in sends} - set(self.existing)
-        self.existing.update(dict.fromkeys(keys))
-        if keys:
-            rows = Message.objects.filter(
-                sender_id__in={sender_id for sender_id, _ in keys}, client_id__in={client_id for _, client_id in keys}
-            ).select_related("sender")
-            self.existing.update(
-                ((message.sender_id, message.client_id), message)
-                for message in rows
-                if (message.sender_id, message.client_id) in keys
-            )
-        replies = {reply_to for _, _, _, reply_to in sends if reply_to is not None} - set(self.replies)
-        if replies:
-            self.replies.update(dict.fromkeys(replies))
-            self.replies.update(Message.objects.filter(pk__in=replies).values_list("pk", "conversation_id"))
 
     def conversation(self, conversation_id: int) -> Conversation:
         if conversation_id not in self.conversations:
@@ -193,6 +233,21 @@ class StoreContext:
                 Message.objects.filter(pk=reply_to).values_list("conversation_id", flat=True).first()
             )
         return self.replies[reply_to]
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _marks(values) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _rows(sql: str, params) -> list[tuple]:
+    """Run SQL whose names come from the models and whose values are all parameters (hence the noqa: S608)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _message_store(
