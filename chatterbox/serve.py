@@ -7,7 +7,7 @@ bin/serve, the Procfile, the live-server tests and bench/run.py all start the se
 
 One Uvicorn worker runs in this process; more run under Gunicorn with `UvicornWorker`, all on one
 port. Uvicorn closes its WebSockets with 1012 when it stops (SIGTERM), so clients reconnect to
-another process and sync.
+another process and sync; `chatterbox.daphne_server` makes Daphne do the same.
 """
 
 import argparse
@@ -89,8 +89,7 @@ def serve_gunicorn(args, log_level: str) -> None:
 
 
 def serve_daphne(args, log_level: str) -> None:
-    # Imported here only: importing Daphne installs Twisted's reactor.
-    from daphne.cli import CommandLineInterface
+    from chatterbox.daphne_server import CommandLineInterface
 
     argv = ["-b", args.host, "-p", str(args.port), "--websocket-max-message-size", str(WEBSOCKET_MAX_BYTES)]
     argv += ["--websocket_connect_timeout", str(DAPHNE_HANDSHAKE_SECONDS)]
