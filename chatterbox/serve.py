@@ -17,7 +17,9 @@ import sys
 from uvicorn_worker import UvicornWorker as BaseUvicornWorker
 
 SERVERS = ("uvicorn", "daphne")
-DEFAULT_SERVER = "daphne"
+# Measured on this app with bench/run.py (docs/performance.md): Uvicorn spends less than half
+# Daphne's server CPU per delivery in channel fan-out.
+DEFAULT_SERVER = "uvicorn"
 APPLICATION = "chatterbox.asgi:application"
 # Frames up to this size reach the consumer, which answers those past WS_MAX_FRAME_BYTES with
 # `too_large`; larger ones are cut by the server (close 1009).
