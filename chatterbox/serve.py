@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or 1))
     parser.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-* from private networks")
     args = parser.parse_args(argv)
+    if args.server not in SERVERS:
+        # argparse checks choices given on the command line, not a default from ASGI_SERVER.
+        parser.error(f"ASGI_SERVER must be one of {', '.join(SERVERS)}, not {args.server!r}")
     log_level = (os.environ.get("LOG_LEVEL") or "info").lower()
     if args.workers > 1 and not os.environ.get("REDIS_URL"):
         # The in-memory channel layer lives in one process: sockets of another would miss events.
