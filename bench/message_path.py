@@ -1,7 +1,8 @@
-"""Benchmark the message path through a real Daphne process: ack latency and fan-out throughput.
+"""Benchmark the message path through a real server process: ack latency and fan-out throughput.
 
     .venv/bin/python bench/message_path.py                 # embedded: SQLite + in-memory layer
     .venv/bin/python bench/message_path.py --postgres-redis # PostgreSQL + Redis on 127.0.0.1
+    .venv/bin/python bench/message_path.py --server daphne  # Daphne instead of the default Uvicorn
 
 It makes a fresh database, one public channel with --clients members each holding an open socket,
 then (1) one member sends --messages messages one at a time, each waiting for its ack, and
@@ -24,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from chatterbox import serve  # noqa: E402 - the checkout's own package, found through ROOT
+
 TIMEOUT = 60
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PG_BENCH_DB = "chatterbox_bench"
@@ -161,14 +165,15 @@ def main() -> None:
     parser.add_argument("--postgres-redis", action="store_true", help="use PostgreSQL and Redis on 127.0.0.1")
     parser.add_argument("--clients", type=int, default=20, help="members with an open socket (default 20)")
     parser.add_argument("--messages", type=int, default=300, help="messages per phase (default 300)")
+    parser.add_argument("--server", default=serve.DEFAULT_SERVER, choices=serve.SERVERS, help="ASGI server")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="chatterbox-bench-"))
     env = bench_env(args, workdir)
     cookies, channel_id = prepare(env, args.clients)
     port = free_port()
-    log = open(workdir / "daphne.log", "w")  # noqa: SIM115 - closed below
+    log = open(workdir / "server.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatterbox.asgi:application"],
+        serve.command(server=args.server, host="127.0.0.1", port=port),
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -182,7 +187,7 @@ def main() -> None:
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"server did not start; see {workdir / 'daphne.log'}") from None
+                    raise SystemExit(f"server did not start; see {workdir / 'server.log'}") from None
                 time.sleep(0.1)
         figures = asyncio.run(run(f"http://127.0.0.1:{port}", cookies, channel_id, args.messages))
     finally:
@@ -190,7 +195,8 @@ def main() -> None:
         server.wait(timeout=10)
         log.close()
     path = "PostgreSQL + Redis" if args.postgres_redis else "SQLite + in-memory layer"
-    print(f"Message path, one Daphne process, {path}: {args.clients} sockets in one channel, {args.messages} messages")
+    print(f"Message path, one {args.server} process, {path}: ", end="")
+    print(f"{args.clients} sockets in one channel, {args.messages} messages")
     print(f"  send -> ack, one at a time:   p50 {figures['ack_p50_ms']:.1f} ms, p95 {figures['ack_p95_ms']:.1f} ms")
     print(
         f"  burst, all delivered to all:  {figures['burst_messages_per_s']:.0f} messages/s "

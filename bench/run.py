@@ -39,6 +39,10 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chatterbox import serve  # noqa: E402 - the checkout's own package, found through ROOT
+
 RESULTS = ROOT / "bench" / "results"
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BENCH_DB = os.environ.get("BENCH_PG_DB", "bench_chatterbox")
@@ -172,13 +176,8 @@ class Chatterbox(Target):
     def start(self) -> Server:
         port = free_port()
         self.url = f"ws://127.0.0.1:{port}/ws/"
-        if self.server_cmd == "uvicorn":
-            command = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port)]
-            command += ["--ws-per-message-deflate", "false", "--log-level", "warning", "chatterbox.asgi:application"]
-        else:
-            # A busy server may take longer than Daphne's default 5 s to accept a handshake.
-            command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-            command += ["--websocket_connect_timeout", "60", "chatterbox.asgi:application"]
+        # The command bin/serve and the Procfile run (one process, so its pid is the server's).
+        command = serve.command(server=self.server_cmd, host="127.0.0.1", port=port)
         return Server(self.name, command, self.env, port, self.workdir)
 
     async def open(self, member):
@@ -740,7 +739,9 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds long (CI)")
     parser.add_argument("--targets", default="embedded,pg,tutorial,bare", help="comma-separated subset")
     parser.add_argument("--scenarios", default="S1,S2,S3,S4", help="comma-separated subset")
-    parser.add_argument("--server", default="daphne", choices=["daphne", "uvicorn"], help="ASGI server for Chatterbox")
+    parser.add_argument(
+        "--server", default=serve.DEFAULT_SERVER, choices=serve.SERVERS, help="ASGI server for Chatterbox"
+    )
     parser.add_argument("--out", default=str(RESULTS), help="directory for RESULTS.md, results.json and plots")
     args = parser.parse_args()
     started = machine()

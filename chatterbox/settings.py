@@ -366,8 +366,8 @@ CHAT_MESSAGE_MAX_CHARS = env_int("CHAT_MESSAGE_MAX_CHARS", 4000)
 # Decoded bytes of one encrypted message body (the JSON content, text and attachment metadata).
 CHAT_CIPHERTEXT_MAX_BYTES = env_int("CHAT_CIPHERTEXT_MAX_BYTES", 64 * 1024)
 CHAT_GROUP_MAX_MEMBERS = env_int("CHAT_GROUP_MAX_MEMBERS", 256)
-# Larger WebSocket frames are answered with `too_large`; keep Daphne's own
-# --websocket-max-message-size above this so the client gets that answer, not a dropped socket.
+# Larger WebSocket frames are answered with `too_large`; keep the server's own limit
+# (WEBSOCKET_MAX_BYTES in chatterbox/serve.py) above this so the client gets that answer, not a dropped socket.
 WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 256 * 1024)
 
 # Link previews in plaintext conversations (chat/previews.py): the server fetches the page with

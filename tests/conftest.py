@@ -1,9 +1,8 @@
-"""Shared fixtures: users, signed-in clients, and a real Daphne server for browser and socket tests."""
+"""Shared fixtures: users, signed-in clients, and a real ASGI server for browser and socket tests."""
 
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -11,6 +10,8 @@ import pytest
 from channels.layers import channel_layers
 from django.core.cache import cache
 from django.db import connection
+
+from chatterbox import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -116,17 +117,34 @@ def server_env(media_root: Path) -> dict:
     return env
 
 
-class ServerProcess:
-    """A Daphne process serving chatterbox.asgi on a free port of 127.0.0.1."""
+def asgi_server_name() -> str:
+    """Return the server the live tests run: TEST_ASGI_SERVER (uvicorn or daphne), else what ships."""
+    name = os.environ.get("TEST_ASGI_SERVER") or serve.DEFAULT_SERVER
+    if name not in serve.SERVERS:
+        raise pytest.UsageError(f"TEST_ASGI_SERVER must be one of {', '.join(serve.SERVERS)}, not {name!r}")
+    return name
 
-    def __init__(self, env: dict, log_path: Path, name: str = "server", port: int | None = None):
+
+class ServerProcess:
+    """A server process serving chatterbox.asgi on a free port of 127.0.0.1, started as bin/serve does."""
+
+    def __init__(
+        self,
+        env: dict,
+        log_path: Path,
+        name: str = "server",
+        port: int | None = None,
+        *,
+        server: str | None = None,
+        workers: int = 1,
+    ):
         # A restart passes the port it had, so clients reconnect to the same address.
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.log = open(log_path, "a" if port else "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chatterbox.asgi:application"],
+            serve.command(server=server or asgi_server_name(), host="127.0.0.1", port=self.port, workers=workers),
             cwd=ROOT,
             env=env,
             stdout=self.log,
@@ -189,7 +207,7 @@ def server_media_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def asgi_server(django_db_setup, django_db_blocker, artifacts_dir, server_media_root):
-    """One real Daphne process for the session, on the same test database as the tests."""
+    """One real server process for the session, on the same test database as the tests."""
     with django_db_blocker.unblock():
         env = server_env(server_media_root)
     server = ServerProcess(env, artifacts_dir / "daphne.log")

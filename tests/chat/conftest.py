@@ -189,16 +189,16 @@ class LiveSocket:
 
 @pytest.fixture(scope="module")
 def server_factory(django_db_setup, django_db_blocker, artifacts_dir, tmp_path_factory):
-    """Start Daphne processes on the test database (and Redis, when set); stop them after the module."""
+    """Start server processes on the test database (and Redis, when set); stop them after the module."""
     started = []
 
-    def start(name: str, **env_overrides) -> ServerProcess:
+    def start(name: str, *, server: str | None = None, workers: int = 1, **env_overrides) -> ServerProcess:
         with django_db_blocker.unblock():
             env = server_env(tmp_path_factory.mktemp("media"))
         env.update({"CHAT_RATE_LIMIT": "off", **env_overrides})
-        server = ServerProcess(env, artifacts_dir / f"daphne-{name}.log", name)
-        started.append(server)
-        return server
+        process = ServerProcess(env, artifacts_dir / f"server-{name}.log", name, server=server, workers=workers)
+        started.append(process)
+        return process
 
     yield start
     for server in started:

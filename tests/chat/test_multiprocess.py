@@ -1,9 +1,13 @@
-"""Two real Daphne processes sharing PostgreSQL and Redis: events cross from one to the other."""
+"""Server processes sharing PostgreSQL and Redis: events cross from one to the other.
+
+Two single-process servers on their own ports, and Gunicorn's workers sharing one port.
+"""
 
 import asyncio
 import os
 import secrets
 import urllib.request
+from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -22,6 +26,30 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def servers(server_factory):
     return server_factory("a"), server_factory("b")
+
+
+@pytest.fixture(scope="module")
+def workers(server_factory):
+    """One Gunicorn with two Uvicorn workers on one port, as bin/serve runs with WEB_CONCURRENCY=2."""
+    return server_factory("workers", server="uvicorn", workers=2)
+
+
+def worker_of(server, socket: LiveSocket) -> int:
+    """Return the pid of the worker that holds this client's connection (from /proc)."""
+    client_port = socket.connection.local_address[1]
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port, remote_port = (int(address.split(":")[1], 16) for address in fields[1:3])
+        if (local_port, remote_port) == (server.port, client_port):
+            inode = fields[9]
+            break
+    pid = server.process.pid
+    for worker in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        descriptors = Path(f"/proc/{worker}/fd").iterdir()
+        if any(os.readlink(fd) == f"socket:[{inode}]" for fd in descriptors):
+            return int(worker)
+    raise AssertionError(f"no worker of {pid} holds the connection from port {client_port}")
 
 
 def http_delete(server, path: str, cookie: str) -> int:
@@ -84,3 +112,28 @@ async def test_removal_on_one_process_and_ban_cut_sockets_on_the_other(servers, 
     assert closed.value.rcvd.code == 4403
     await alice_socket.close()
     await carol_socket.close()
+
+
+async def test_workers_on_one_port_both_serve_and_pass_messages_between_them(workers, alice, bob):
+    group = await db(make_group)(alice, bob)
+    cookies = {user: await db(session_cookie)(user) for user in (alice, bob)}
+    # The kernel hands each connection to whichever worker accepts first: open sockets until alice
+    # has one on a worker and bob one on the other.
+    opened, alice_by_worker, bob_by_worker = [], {}, {}
+    for attempt in range(40):
+        user, by_worker = (alice, alice_by_worker) if attempt % 2 == 0 else (bob, bob_by_worker)
+        socket = await LiveSocket.open(workers, cookies[user])
+        opened.append(socket)
+        by_worker.setdefault(worker_of(workers, socket), socket)
+        apart = [(a, b) for a in alice_by_worker for b in bob_by_worker if a != b]
+        if apart:
+            break
+    assert apart, f"every socket went to one worker: {set(alice_by_worker) | set(bob_by_worker)}"
+    sender, receiver = alice_by_worker[apart[0][0]], bob_by_worker[apart[0][1]]
+
+    await sender.send({"type": "message.send", "conversation": group.pk, "client_id": "w1", "body": "across"})
+    ack = await sender.receive_type("message.ack")
+    new = await receiver.receive_type("message.new")
+    assert (new["message"]["id"], new["message"]["body"]) == (ack["id"], "across")
+    for socket in opened:
+        await socket.close()
