@@ -153,7 +153,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if self.closing:
             return
         self.closing = True
-        if type(sys.exception()).__name__ == "Disconnected":  # autobahn: the peer is gone
+        if type(sys.exception()).__name__.endswith("Disconnected"):  # autobahn, Uvicorn: the peer is gone
             log.info("A socket closed under a %s.", what)
             return
         log.exception("Closing a socket with %d: %s.", CLOSE_SERVER_ERROR, what)
