@@ -5,7 +5,9 @@ from importlib import import_module
 from allauth.usersessions.models import UserSession
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
-from django.db import transaction
+from django.contrib.sessions.models import Session
+from django.db import connection, transaction
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from accounts.models import ApiToken, User
@@ -14,6 +16,34 @@ from accounts.signals import signed_out
 
 def session_store(session_key: str | None = None):
     return import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+
+
+def socket_credentials_refused(*, user, session_key: str | None, token_id: int | None) -> int | None:
+    """Return why a socket opened as this user may not stay (4403 disabled, 4401 signed out), or None.
+
+    A session socket costs one query: the session row still there and unexpired, the user still
+    active, and the password unchanged since the handshake checked the session's hash. Anything
+    else (a token, a changed password) takes the full check.
+    """
+    if token_id is None and session_key:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT s.session_data, u.is_active, u.password FROM {User._meta.db_table} u "  # noqa: S608
+                f"LEFT JOIN {Session._meta.db_table} s ON s.session_key = %s AND s.expire_date > %s WHERE u.id = %s",
+                [session_key, connection.ops.adapt_datetimefield_value(timezone.now()), user.pk],
+            )
+            row = cursor.fetchone()
+        if row is None or not row[1]:
+            return 4403
+        session_data, _, password = row
+        if session_data is None:
+            return 4401
+        if password == user.password:
+            data = session_store().decode(session_data)
+            return None if str(data.get(SESSION_KEY)) == str(user.pk) else 4401
+    elif not User.objects.filter(pk=user.pk, is_active=True).exists():
+        return 4403
+    return None if credentials_valid(user_id=user.pk, session_key=session_key, token_id=token_id) else 4401
 
 
 def credentials_valid(*, user_id: int, session_key: str | None, token_id: int | None) -> bool:

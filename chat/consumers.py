@@ -21,7 +21,7 @@ from django.conf import settings
 
 from accounts.api import user_json
 from accounts.services import user_seen
-from accounts.sessions import credentials_valid
+from accounts.sessions import socket_credentials_refused
 from chat import events, services
 from chat.fanout import hub
 from chat.message_path import INFRASTRUCTURE_ERRORS, message_writer
@@ -106,10 +106,9 @@ def socket_open(user, *, session_key: str | None, token_id: int | None) -> tuple
     conversations with their newest message ids, the peers online, and whether this socket
     brought the user online.
     """
-    if not services.is_active(user_id=user.pk):
-        return 4403, {}, [], False
-    if not credentials_valid(user_id=user.pk, session_key=session_key, token_id=token_id):
-        return 4401, {}, [], False
+    refused = socket_credentials_refused(user=user, session_key=session_key, token_id=token_id)
+    if refused:
+        return refused, {}, [], False
     newest, online = services.socket_session(user=user)
     return None, newest, online, presence_connect(user.pk)
 

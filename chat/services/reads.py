@@ -1,5 +1,6 @@
 """Reads shared by the HTTP API and the socket."""
 
+from django.db import connection
 from django.db.models import Exists, OuterRef, Subquery
 
 from accounts.models import User
@@ -76,21 +77,25 @@ def _with_last_messages(user: User, conversations: list) -> list[dict]:
 
 
 def socket_session(*, user: User) -> tuple[dict[int, int], list[int]]:
-    """Return the user's conversations with their newest message id, and the online users sharing one."""
-    newest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-id").values("id")[:1]
-    conversations = dict(
-        Conversation.objects.filter(memberships__user=user)
-        .annotate(newest=Subquery(newest))
-        .order_by("id")
-        .values_list("id", "newest")
-    )
-    peers = (
-        Membership.objects.filter(conversation_id__in=list(conversations))
-        .exclude(user=user)
-        .values_list("user_id", flat=True)
-        .distinct()
-    )
-    return {cid: newest or 0 for cid, newest in conversations.items()}, sorted(users_online(list(peers)))
+    """Return the user's conversations with their newest message id, and the online users sharing one.
+
+    Two queries written once in SQL: every socket that opens asks them.
+    """
+    membership, message = Membership._meta.db_table, Message._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT m.conversation_id, (SELECT x.id FROM {message} x WHERE x.conversation_id = m.conversation_id "  # noqa: S608
+            f"ORDER BY x.id DESC LIMIT 1) FROM {membership} m WHERE m.user_id = %s ORDER BY m.conversation_id",
+            [user.pk],
+        )
+        newest = {conversation_id: latest or 0 for conversation_id, latest in cursor.fetchall()}
+        cursor.execute(
+            f"SELECT DISTINCT p.user_id FROM {membership} p JOIN {membership} m "  # noqa: S608
+            "ON m.conversation_id = p.conversation_id WHERE m.user_id = %s AND p.user_id <> %s",
+            [user.pk, user.pk],
+        )
+        peers = [user_id for (user_id,) in cursor.fetchall()]
+    return newest, sorted(users_online(peers))
 
 
 def is_member(*, user: User, conversation_id: int) -> bool:
