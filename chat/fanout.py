@@ -22,6 +22,7 @@ a row to catch up from the database.
 import asyncio
 import logging
 import time
+import uuid
 from collections import defaultdict
 
 from channels.consumer import get_handler_name
@@ -34,8 +35,10 @@ HEAL_INTERVAL = 1.0
 STALL_LOOKS = 3
 IDLE_UNSUBSCRIBE = 30.0
 RENEW_INTERVAL = 3600.0
-# Marks a hub channel's name after the "!" (settings give hub channels a capacity of their own).
-HUB_CHANNEL_MARK = "!hub"
+# A hub channel's name starts so (settings give hub channels a capacity of their own).
+HUB_CHANNEL_PREFIX = "hub."
+# Events the hub takes from the layer at once.
+RECEIVE_BATCH = 200
 
 
 class Hub:
@@ -105,10 +108,9 @@ class Hub:
     async def _start(self) -> str:
         async with self._starting:
             if self.channel is None:
-                # A process-specific channel like the sockets' own: channels-redis receives all of
-                # them through one Redis key per process, so the hub must not have a prefix of its own.
-                channel = await self.layer.new_channel()
-                self.channel = channel.replace("!", HUB_CHANNEL_MARK, 1)
+                # A channel of its own (not process-specific, which channels-redis receives through
+                # one shared key and lock): the hub is its only reader, and takes events in batches.
+                self.channel = HUB_CHANNEL_PREFIX + uuid.uuid4().hex
                 loop = asyncio.get_running_loop()
                 self.tasks = [loop.create_task(self._receive()), loop.create_task(self._watch())]
         return self.channel
@@ -118,14 +120,20 @@ class Hub:
     async def _receive(self) -> None:
         while True:
             try:
-                event = await self.layer.receive(self.channel)
+                if hasattr(self.layer, "receive_batch"):
+                    batch = await self.layer.receive_batch(self.channel, RECEIVE_BATCH)
+                else:
+                    batch = [await self.layer.receive(self.channel)]
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the layer failed: the watcher repairs what this misses
+                if asyncio.current_task().cancelling():
+                    raise asyncio.CancelledError from error  # a library turned the cancel into an error
                 log.warning("The fan-out hub could not receive: %r", error)
                 await asyncio.sleep(HEAL_INTERVAL)
                 continue
-            await self.deliver(event)
+            for event in batch:
+                await self.deliver(event)
 
     async def deliver(self, event: dict) -> None:
         consumers = self.sockets.get(event.get("conversation_id"))

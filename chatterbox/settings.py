@@ -145,7 +145,7 @@ AUTH_USER_MODEL = "accounts.User"
 # Events a socket's channel may hold; a process's fan-out hub channel (chat.fanout) carries every
 # conversation's events for all its sockets, so it holds ten times as many.
 CHANNEL_LAYER_CAPACITY = env_int("CHANNEL_LAYER_CAPACITY", 1000)
-CHANNEL_LAYER_HUB_CAPACITY = {"*!hub*": 10 * CHANNEL_LAYER_CAPACITY}
+CHANNEL_LAYER_HUB_CAPACITY = {"hub.*": 10 * CHANNEL_LAYER_CAPACITY}
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
