@@ -194,6 +194,11 @@ def broadcast(group: str, event: dict) -> None:
         worker.submit(send, group, event).result()
 
 
+def conversation_message(conversation_id: int, event: dict) -> tuple[str, dict]:
+    """Return the group and tagged event of a conversation's event, for a layer's group_send_many."""
+    return conversation_group(conversation_id), conversation_event(conversation_id, event)
+
+
 async def conversation_send(conversation_id: int, event: dict) -> None:
     """Send an event to every socket in the conversation, in every process (from the event loop)."""
     await get_channel_layer().group_send(

@@ -24,6 +24,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from channels.layers import get_channel_layer
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from chat.models import Message
@@ -213,14 +214,20 @@ class MessageWriter:
     async def _broadcast(self) -> None:
         from chat import events
 
+        layer = get_channel_layer()
         while True:
             batch = await self.broadcasts.get()
-            for event in batch:
-                try:
-                    await events.conversation_send(event["message"]["conversation"], event)
-                except Exception as error:
-                    # Stored and acked: the delivery watcher brings it to the sockets that missed it.
-                    log.warning("A stored message could not be broadcast: %r", error)
+            # Batches that piled up while the layer was busy go out together, still in commit order.
+            while not self.broadcasts.empty():
+                batch += self.broadcasts.get_nowait()
+            if not batch:
+                continue
+            sends = [events.conversation_message(event["message"]["conversation"], event) for event in batch]
+            try:
+                await layer.group_send_many(sends)
+            except Exception as error:
+                # Stored and acked: the delivery watcher brings it to the sockets that missed it.
+                log.warning("%d stored message(s) could not be broadcast: %r", len(batch), error)
 
 
 _writers: dict[asyncio.AbstractEventLoop, MessageWriter] = {}
