@@ -241,16 +241,22 @@ class Yardstick(Target):
 
 
 class Tutorial(Yardstick):
-    def __init__(self, workdir: Path):
+    """The tutorial consumer, served by the same ASGI server as Chatterbox in this run."""
+
+    def __init__(self, workdir: Path, server_cmd: str):
         super().__init__("channels-tutorial", "ws/r{room}/")
-        self.workdir = workdir
+        self.workdir, self.server_cmd = workdir, server_cmd
 
     def start(self) -> Server:
         port = free_port()
         self.url = f"ws://127.0.0.1:{port}/"
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-        command += ["--websocket_connect_timeout", "60", "bench.tutorial:application"]
+        if self.server_cmd == "uvicorn":
+            command = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"]
+            command += ["--ws-per-message-deflate", "false", "--log-level", "warning", "bench.tutorial:application"]
+        else:
+            command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+            command += ["--websocket_connect_timeout", "60", "bench.tutorial:application"]
         return Server(self.name, command, env, port, self.workdir)
 
 
@@ -723,7 +729,7 @@ async def main_async(args) -> dict:
     if "pg" in args.targets:
         targets.append(Chatterbox("chatterbox-pg-redis", "pg", workdir, args.server))
     if "tutorial" in args.targets:
-        targets.append(Tutorial(workdir))
+        targets.append(Tutorial(workdir, args.server))
     if "bare" in args.targets:
         targets.append(Bare(workdir))
     results: dict = {}
