@@ -83,6 +83,8 @@ def check_chat(page, where, artifacts_dir):
     conversation_button(page, "Team").click()
     expect(page.locator("#messages .message")).to_have_count(50)
     assert_accessible(page, f"conversation ({where})")
+    # Showing the first unread message scrolls the history only, never the page out of view.
+    assert page.evaluate("document.scrollingElement.scrollTop") == 0
     page.screenshot(path=str(artifacts_dir / f"a11y-chat-{where}.png"))
 
     # A message selected (tapped or focused) shows its toolbar, inside the history.

@@ -94,3 +94,27 @@ export function placeInOrder(parent, nodes) {
     cursor = next;
   }
 }
+
+/**
+ * Scroll `container` so that `item` sits at its start, its centre or just inside ("nearest"),
+ * moving nothing else. Element.scrollIntoView scrolls every scrollable ancestor, the page
+ * included: on the chat page that pushed the header out of view.
+ */
+export function scrollWithin(container, item, block = "nearest") {
+  const box = container.getBoundingClientRect();
+  const rect = item.getBoundingClientRect();
+  const top = rect.top - box.top + container.scrollTop;
+  if (block === "start") container.scrollTop = top;
+  else if (block === "center") container.scrollTop = top - (container.clientHeight - rect.height) / 2;
+  else if (rect.top < box.top) container.scrollTop = top;
+  else if (rect.bottom > box.bottom) container.scrollTop = top + rect.height - container.clientHeight;
+}
+
+/** Return the nearest ancestor of `node` that scrolls vertically, or null. */
+export function scrollParent(node) {
+  for (let parent = node.parentElement; parent; parent = parent.parentElement) {
+    const overflow = getComputedStyle(parent).overflowY;
+    if ((overflow === "auto" || overflow === "scroll") && parent !== document.body) return parent;
+  }
+  return null;
+}

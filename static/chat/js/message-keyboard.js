@@ -6,6 +6,8 @@
 // and Escape goes back to the item. It works on whatever items the view renders, by event
 // delegation and a MutationObserver, so the views need no keyboard code of their own.
 
+import { scrollParent, scrollWithin } from "./dom.js";
+
 const CONTROLS = "a[href], button:not([disabled]), textarea, input, select, [data-roving-control]";
 const PAGE_STEP = 10;
 
@@ -138,7 +140,8 @@ export class RovingList {
     if (!item) return;
     this.currentKey = this.keyOf(item);
     this.sync();
-    item.focus();
-    item.scrollIntoView({ block: "nearest" });
+    item.focus({ preventScroll: true });
+    const scroller = scrollParent(item);
+    if (scroller) scrollWithin(scroller, item);
   }
 }

@@ -2,7 +2,7 @@
 // message with its actions, the typing line and the composer.
 
 import { releaseMedia, renderAttachment } from "./attachment-view.js";
-import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, placeInOrder } from "./dom.js";
+import { avatar, dayKey, displayName, el, formatDay, formatTime, icon, placeInOrder, scrollWithin } from "./dom.js";
 import { formattedText, plainText } from "./markdown.js";
 import { previewSlot } from "./previews.js";
 import { foldReactions, reactionBar } from "./reactions.js";
@@ -300,7 +300,7 @@ export class MessagePane {
     this.render();
     const divider = document.getElementById("unread-divider");
     if (!divider) return false;
-    divider.scrollIntoView({ block: "start" });
+    scrollWithin(this.dom.scroller, divider, "start");
     this.dom.jumpButton.hidden = this.isAtBottom();
     return true;
   }
@@ -309,7 +309,7 @@ export class MessagePane {
   reveal(messageId) {
     const item = document.getElementById(`message-${messageId}`);
     if (!item) return false;
-    item.scrollIntoView({ block: "center" });
+    scrollWithin(this.dom.scroller, item, "center");
     item.classList.remove("found");
     void item.offsetWidth; // restart the animation when the same message is found again
     item.classList.add("found");
@@ -462,7 +462,10 @@ export class MessagePane {
   quote(message) {
     if (!message.reply_to) return null;
     const original = this.store.log(message.conversation).byId.get(message.reply_to);
-    const jump = () => document.getElementById(`message-${message.reply_to}`)?.scrollIntoView({ block: "center" });
+    const jump = () => {
+      const target = document.getElementById(`message-${message.reply_to}`);
+      if (target) scrollWithin(this.dom.scroller, target, "center");
+    };
     if (!original) return el("blockquote", { class: "quote" }, "Reply to an earlier message");
     return el(
       "blockquote",

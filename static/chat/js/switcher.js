@@ -2,7 +2,7 @@
 // choose, Enter to go. Conversations come from the page; people also from GET /api/users/.
 
 import { api } from "./api.js";
-import { avatar, displayName, el, icon } from "./dom.js";
+import { avatar, displayName, el, icon, scrollWithin } from "./dom.js";
 
 const RESULTS_MAX = 12;
 const PEOPLE_DELAY_MS = 200;
@@ -122,7 +122,8 @@ export class QuickSwitcher {
     });
     if (this.items.length) this.input.setAttribute("aria-activedescendant", `switcher-option-${this.active}`);
     else this.input.removeAttribute("aria-activedescendant");
-    this.list.querySelector(".active")?.scrollIntoView({ block: "nearest" });
+    const active = this.list.querySelector(".active");
+    if (active) scrollWithin(this.list, active);
   }
 
   key(event) {
