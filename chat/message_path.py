@@ -55,6 +55,16 @@ class Send:
         self.sender, self.conversation_id, self.client_id = sender, conversation_id, client_id
         self.content, self.reply_to, self.future = content, reply_to, future
 
+    def fields(self) -> dict:
+        """The keyword arguments of the message services' store and draft."""
+        return {
+            "sender": self.sender,
+            "conversation_id": self.conversation_id,
+            "client_id": self.client_id,
+            "content": self.content,
+            "reply_to": self.reply_to,
+        }
+
 
 def _batch_store(sends: list[Send], rate_windows: LocalWindows | None = None) -> list:
     """Store the sends in one transaction; return per send (message, created, event) or the error.
@@ -83,14 +93,7 @@ def _batch_store(sends: list[Send], rate_windows: LocalWindows | None = None) ->
                     results[index] = _store_alone(send, context)
                     continue
                 try:
-                    draft = messages._message_draft(
-                        sender=send.sender,
-                        conversation_id=send.conversation_id,
-                        client_id=send.client_id,
-                        content=send.content,
-                        reply_to=send.reply_to,
-                        context=context,
-                    )
+                    draft = messages._message_draft(**send.fields(), context=context)
                 except DatabaseError:
                     raise
                 except Exception as error:
@@ -154,14 +157,7 @@ def _store_alone(send: Send, context):
     mark = context.mark()
     try:
         with transaction.atomic():
-            return messages._message_store(
-                sender=send.sender,
-                conversation_id=send.conversation_id,
-                client_id=send.client_id,
-                content=send.content,
-                reply_to=send.reply_to,
-                context=context,
-            )
+            return messages._message_store(**send.fields(), context=context)
     except DatabaseError as error:
         context.rollback(mark)
         if isinstance(error, IntegrityError):
