@@ -102,10 +102,6 @@ def is_member(*, user: User, conversation_id: int) -> bool:
     return Membership.objects.filter(conversation_id=conversation_id, user=user).exists()
 
 
-def is_active(*, user_id: int) -> bool:
-    return User.objects.filter(pk=user_id, is_active=True).exists()
-
-
 def newest_message_ids(conversation_ids: list[int]) -> dict[int, int]:
     """Return the newest message id (0 for none) of each conversation, one index probe each."""
     newest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-id").values("id")[:1]

@@ -13,8 +13,8 @@ from django.conf import settings
 from django.test import Client
 
 from accounts import tokens
-from accounts.models import ApiToken
-from accounts.sessions import credentials_valid, session_store
+from accounts.models import ApiToken, User
+from accounts.sessions import credentials_valid, session_store, socket_credentials_refused
 from chatterbox.asgi import application
 from tests.chat.conftest import FRAME_TIMEOUT, ORIGIN, Socket, communicator, db
 from tests.conftest import PASSWORD
@@ -251,3 +251,28 @@ async def test_a_password_set_in_the_admin_signs_the_user_out(alice, make_user, 
     assert response.status_code == 302, response.content[:300]
     await assert_closed_soon(alice_socket)
     await admin_socket.barrier()
+
+
+def test_a_new_socket_is_refused_with_the_code_that_says_why(alice, bob):
+    """socket_credentials_refused: its one-query path for sessions, and the full check behind it."""
+    key = cookie_of(signed_in_client(alice))
+    assert socket_credentials_refused(user=alice, session_key=key, token_id=None) is None
+    # Another user's session, or none.
+    assert socket_credentials_refused(user=bob, session_key=key, token_id=None) == 4401
+    assert socket_credentials_refused(user=alice, session_key=None, token_id=None) == 4401
+    # The password changed since the handshake read the user: the full check sees the stale hash.
+    handshake_alice = User.objects.get(pk=alice.pk)
+    alice.set_password(NEW_PASSWORD)
+    alice.save()
+    assert socket_credentials_refused(user=handshake_alice, session_key=key, token_id=None) == 4401
+    key = cookie_of(signed_in_client(alice))
+    session_store(key).delete()
+    assert socket_credentials_refused(user=alice, session_key=key, token_id=None) == 4401
+
+    key = cookie_of(signed_in_client(alice))
+    token, _ = tokens.token_create(user=alice, name="bot")
+    assert socket_credentials_refused(user=alice, session_key=None, token_id=token.pk) is None
+    alice.is_active = False
+    alice.save()
+    assert socket_credentials_refused(user=alice, session_key=key, token_id=None) == 4403
+    assert socket_credentials_refused(user=alice, session_key=None, token_id=token.pk) == 4403
