@@ -1,0 +1,87 @@
+"""The fan-out hub: one layer subscription per process and conversation, events handed to its sockets.
+
+Run on whichever channel layer the suite uses (in memory, or Redis with DATABASE_URL/REDIS_URL).
+"""
+
+import asyncio
+
+import pytest
+from channels.layers import get_channel_layer
+
+from chat import events, fanout
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Listener:
+    """Stands in for a ChatConsumer: what the hub hands over, in order."""
+
+    def __init__(self):
+        self.delivered: dict[int, int] = {}
+        self.events: list[dict] = []
+
+    async def hub_event(self, handler: str, event: dict) -> None:
+        self.events.append({"handler": handler, **event})
+
+
+async def group_members(group: str) -> set[str]:
+    layer = get_channel_layer()
+    if hasattr(layer, "groups"):  # in memory
+        return set(layer.groups.get(group, {}))
+    names = await layer.connection(0).zrange(layer._group_key(group), 0, -1)
+    return {name.decode() for name in names}
+
+
+async def received(listener: Listener, count: int) -> list[dict]:
+    async with asyncio.timeout(5):
+        while len(listener.events) < count:
+            await asyncio.sleep(0.01)
+    return listener.events
+
+
+async def test_one_subscription_serves_every_local_socket_in_order():
+    hub = fanout.hub()
+    first, second, elsewhere = Listener(), Listener(), Listener()
+    await hub.join(7, first)
+    await hub.join(7, second)
+    await hub.join(8, elsewhere)
+    assert hub.subscribed == {7, 8}
+    for number in range(3):
+        await events.conversation_send(7, {"type": "chat.typing", "conversation": 7, "user": number})
+    for listener in (first, second):
+        got = await received(listener, 3)
+        assert [(event["handler"], event["user"]) for event in got] == [("chat_typing", n) for n in range(3)]
+        assert all(event["conversation_id"] == 7 for event in got)
+    assert elsewhere.events == []
+
+
+async def test_the_subscription_outlives_the_last_socket_then_goes(monkeypatch):
+    hub = fanout.hub()
+    listener = Listener()
+    await hub.join(9, listener)
+    hub.leave(9, listener)
+    await hub._unsubscribe_idle()
+    assert hub.subscribed == {9}, "a socket that reconnects at once finds the subscription there"
+
+    monkeypatch.setattr(fanout, "IDLE_UNSUBSCRIBE", 0.0)
+    await hub._unsubscribe_idle()
+    assert hub.subscribed == set()
+    assert hub.channel not in await group_members(events.conversation_group(9))
+
+    # Back again: subscribed anew, and events flow.
+    await hub.join(9, listener)
+    assert hub.subscribed == {9}
+    assert hub.channel in await group_members(events.conversation_group(9))
+    await events.conversation_send(9, {"type": "chat.typing", "conversation": 9, "user": 2})
+    assert [event["user"] for event in await received(listener, 1)] == [2]
+
+
+async def test_a_socket_back_before_the_idle_time_keeps_the_subscription(monkeypatch):
+    hub = fanout.hub()
+    listener = Listener()
+    await hub.join(11, listener)
+    hub.leave(11, listener)
+    await hub.join(11, listener)
+    monkeypatch.setattr(fanout, "IDLE_UNSUBSCRIBE", 0.0)
+    await hub._unsubscribe_idle()
+    assert hub.subscribed == {11}
