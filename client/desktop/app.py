@@ -527,6 +527,9 @@ class ChatApp:
     def _event_message(self, event: Event) -> None:
         message = event.message
         shown = self.shown.get(message.conversation)
+        if shown is None and message.conversation == self.current:
+            # Its history is still loading: keep the message for _history to put after the page.
+            shown = self.shown[message.conversation] = []
         if shown is not None and all(m.id != message.id for m in shown):
             shown.append(message)
         self.typing.pop((message.conversation, event.user), None)
