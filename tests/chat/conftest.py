@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 
 import pytest
 from channels.db import database_sync_to_async
@@ -16,6 +17,15 @@ from tests.conftest import ServerProcess, server_env
 ORIGIN = b"http://127.0.0.1"
 # Generous: a 2-core CI machine runs these on PostgreSQL and Redis.
 FRAME_TIMEOUT = 10
+
+
+# Marks of a test that runs several server processes: they share events through Redis only.
+ACROSS_PROCESSES = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not os.environ.get("REDIS_URL"), reason="the in-memory channel layer cannot span processes; set REDIS_URL"
+    ),
+]
 
 
 @pytest.fixture(autouse=True)

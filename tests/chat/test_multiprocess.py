@@ -13,14 +13,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from accounts.services import user_ban
-from tests.chat.conftest import LiveSocket, db, make_group, session_cookie
+from tests.chat.conftest import ACROSS_PROCESSES, LiveSocket, db, make_group, session_cookie
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not os.environ.get("REDIS_URL"), reason="the in-memory channel layer cannot span processes; set REDIS_URL"
-    ),
-]
+pytestmark = ACROSS_PROCESSES
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ closes the sockets opened with them on the other, at once, with 4401."""
 
 import asyncio
 import json
-import os
 import secrets
 import time
 import urllib.error
@@ -16,15 +15,10 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from accounts import tokens
-from tests.chat.conftest import FRAME_TIMEOUT, LiveSocket, db, make_group, session_cookie
+from tests.chat.conftest import ACROSS_PROCESSES, FRAME_TIMEOUT, LiveSocket, db, make_group, session_cookie
 from tests.conftest import PASSWORD
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not os.environ.get("REDIS_URL"), reason="the in-memory channel layer cannot span processes; set REDIS_URL"
-    ),
-]
+pytestmark = ACROSS_PROCESSES
 
 
 @pytest.fixture(scope="module")

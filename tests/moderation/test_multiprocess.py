@@ -2,7 +2,6 @@
 process A's admin and API takes effect at once on sockets held by process B."""
 
 import asyncio
-import os
 import secrets
 import urllib.parse
 import urllib.request
@@ -14,14 +13,9 @@ from websockets.exceptions import ConnectionClosed
 
 from moderation.models import AuditEntry, Report
 from moderation.services import report_create
-from tests.chat.conftest import LiveSocket, db, make_group, session_cookie
+from tests.chat.conftest import ACROSS_PROCESSES, LiveSocket, db, make_group, session_cookie
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not os.environ.get("REDIS_URL"), reason="the in-memory channel layer cannot span processes; set REDIS_URL"
-    ),
-]
+pytestmark = ACROSS_PROCESSES
 
 
 @pytest.fixture(scope="module")
