@@ -14,7 +14,7 @@ from accounts.models import User
 from chat import events
 from chat.models import Conversation, Membership, Message, MessageKey
 from chat.services.attachments import attachment_claim, attachment_discard
-from chat.services.lookups import _conversation_get, _latest_message_id, _membership_require
+from chat.services.lookups import _conversation_get, _latest_message_id, _marks, _membership_require, _rows, _table
 from chat.services.mentions import mentions_check, mentions_rows
 from chatterbox.errors import DomainError, Forbidden, Invalid, NotFound, NotMember, RateLimited, TooLarge
 from chatterbox.ratelimit import window_count
@@ -98,6 +98,8 @@ class StoreContext:
 
         Written in SQL, not built by the ORM: building the queries cost more than running them.
         """
+        from chat.services.reads import newest_message_ids
+
         wanted = sorted({conversation_id for _, conversation_id, _, _ in sends} - set(self.conversations))
         if wanted:
             # Locked in id order, so that two processes' batches never wait for each other in a circle.
@@ -107,12 +109,7 @@ class StoreContext:
                 wanted,
             )
             self.conversations.update((conversation.pk, conversation) for conversation in found)
-            newest = _rows(
-                f"SELECT c.id, (SELECT m.id FROM {_table(Message)} m WHERE m.conversation_id = c.id "  # noqa: S608
-                f"ORDER BY m.id DESC LIMIT 1) FROM {_table(Conversation)} c WHERE c.id IN ({_marks(wanted)})",
-                wanted,
-            )
-            self.newest.update((cid, latest or 0) for cid, latest in newest)
+            self.newest.update(newest_message_ids([pk for pk in wanted if pk in self.conversations]))
         pairs = {(conversation_id, sender.pk) for sender, conversation_id, _, _ in sends}
         pairs = {pair for pair in pairs if pair[0] in self.conversations and pair not in self.members}
         if pairs:
@@ -233,21 +230,6 @@ class StoreContext:
                 Message.objects.filter(pk=reply_to).values_list("conversation_id", flat=True).first()
             )
         return self.replies[reply_to]
-
-
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def _marks(values) -> str:
-    return ", ".join(["%s"] * len(values))
-
-
-def _rows(sql: str, params) -> list[tuple]:
-    """Run SQL whose names come from the models and whose values are all parameters (hence the noqa: S608)."""
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
 
 
 def _message_store(

@@ -1,12 +1,12 @@
 """Reads shared by the HTTP API and the socket."""
 
-from django.db import connection
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import Exists, OuterRef
 
 from accounts.models import User
 from chat import events
 from chat.models import Conversation, Membership, Message
 from chat.presence import users_online
+from chat.services.lookups import _marks, _newest_sql, _rows, _table
 from chat.services.reactions import reactions_attach
 from chatterbox.errors import Invalid, NotFound, NotMember
 
@@ -81,20 +81,19 @@ def socket_session(*, user: User) -> tuple[dict[int, int], list[int]]:
 
     Two queries written once in SQL: every socket that opens asks them.
     """
-    membership, message = Membership._meta.db_table, Message._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT m.conversation_id, (SELECT x.id FROM {message} x WHERE x.conversation_id = m.conversation_id "  # noqa: S608
-            f"ORDER BY x.id DESC LIMIT 1) FROM {membership} m WHERE m.user_id = %s ORDER BY m.conversation_id",
-            [user.pk],
-        )
-        newest = {conversation_id: latest or 0 for conversation_id, latest in cursor.fetchall()}
-        cursor.execute(
-            f"SELECT DISTINCT p.user_id FROM {membership} p JOIN {membership} m "  # noqa: S608
-            "ON m.conversation_id = p.conversation_id WHERE m.user_id = %s AND p.user_id <> %s",
-            [user.pk, user.pk],
-        )
-        peers = [user_id for (user_id,) in cursor.fetchall()]
+    membership = _table(Membership)
+    rows = _rows(
+        f"SELECT m.conversation_id, {_newest_sql('m.conversation_id')} FROM {membership} m "  # noqa: S608
+        "WHERE m.user_id = %s ORDER BY m.conversation_id",
+        [user.pk],
+    )
+    newest = {conversation_id: latest or 0 for conversation_id, latest in rows}
+    rows = _rows(
+        f"SELECT DISTINCT p.user_id FROM {membership} p JOIN {membership} m "  # noqa: S608
+        "ON m.conversation_id = p.conversation_id WHERE m.user_id = %s AND p.user_id <> %s",
+        [user.pk, user.pk],
+    )
+    peers = [user_id for (user_id,) in rows]
     return newest, sorted(users_online(peers))
 
 
@@ -104,10 +103,12 @@ def is_member(*, user: User, conversation_id: int) -> bool:
 
 def newest_message_ids(conversation_ids: list[int]) -> dict[int, int]:
     """Return the newest message id (0 for none) of each conversation, one index probe each."""
-    newest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-id").values("id")[:1]
     found = {}
     for start in range(0, len(conversation_ids), 500):
         chunk = conversation_ids[start : start + 500]
-        rows = Conversation.objects.filter(pk__in=chunk).annotate(newest=Subquery(newest)).values_list("id", "newest")
-        found.update((cid, value or 0) for cid, value in rows)
+        rows = _rows(
+            f"SELECT c.id, {_newest_sql('c.id')} FROM {_table(Conversation)} c WHERE c.id IN ({_marks(chunk)})",  # noqa: S608
+            chunk,
+        )
+        found.update((cid, latest or 0) for cid, latest in rows)
     return found
