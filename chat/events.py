@@ -201,17 +201,15 @@ def conversation_message(conversation_id: int, event: dict) -> tuple[str, dict]:
 
 async def conversation_send(conversation_id: int, event: dict) -> None:
     """Send an event to every socket in the conversation, in every process (from the event loop)."""
-    await get_channel_layer().group_send(
-        conversation_group(conversation_id), conversation_event(conversation_id, event)
-    )
+    await get_channel_layer().group_send(*conversation_message(conversation_id, event))
 
 
 def conversation_broadcast(conversation_id: int, event: dict) -> None:
-    broadcast(conversation_group(conversation_id), conversation_event(conversation_id, event))
+    broadcast(*conversation_message(conversation_id, event))
 
 
 def conversation_broadcast_on_commit(conversation_id: int, event: dict) -> None:
-    broadcast_on_commit(conversation_group(conversation_id), conversation_event(conversation_id, event))
+    broadcast_on_commit(*conversation_message(conversation_id, event))
 
 
 def broadcast_on_commit(group: str, event: dict) -> None:
