@@ -120,6 +120,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     failed) is closed with 1011, never left open and deaf: the client reconnects and syncs.
     """
 
+    # No channel-layer channel of its own: every event arrives through the process's hub (chat.fanout).
+    channel_layer_alias = None
     user = None
     closing = False
 
@@ -193,8 +195,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             self.credentials_group = events.token_group(token_id)
         elif self.session_tag:
             self.credentials_group = events.session_group(self.session_tag)
-        groups = [events.user_group(self.user.pk), *([self.credentials_group] if self.credentials_group else [])]
-        await asyncio.gather(*(self.channel_layer.group_add(group, self.channel_name) for group in groups))
+        self.groups_joined = [
+            events.user_group(self.user.pk),
+            *([self.credentials_group] if self.credentials_group else []),
+        ]
+        local = hub()
+        await asyncio.gather(*(local.join(group, self) for group in self.groups_joined))
         refused, newest, online, online_now = await database_sync_to_async(socket_open)(
             self.user, session_key=session_key, token_id=token_id
         )
@@ -221,11 +227,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         self.closing = True
         local = hub()
-        for conversation_id in self.conversations:
-            local.leave(conversation_id, self)
-        await self.channel_layer.group_discard(events.user_group(self.user.pk), self.channel_name)
-        if getattr(self, "credentials_group", None):
-            await self.channel_layer.group_discard(self.credentials_group, self.channel_name)
+        for key in [*self.conversations, *getattr(self, "groups_joined", ())]:
+            local.leave(key, self)
         if self.present and await database_sync_to_async(presence_disconnect)(self.user.pk):
             await database_sync_to_async(user_seen)(user_id=self.user.pk)
             await self._presence_announce(online=False)
@@ -354,10 +357,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             *(events.conversation_send(conversation_id, event) for conversation_id in self.conversations)
         )
 
-    # Events from the channel layer; a conversation's arrive through the process's hub
+    # Events from the channel layer, through the process's hub
 
     async def hub_event(self, handler: str, event: dict) -> None:
-        """Handle a conversation's event the hub hands over, as dispatch would, minus the queue."""
+        """Handle an event the hub hands over, as dispatch would, minus the queue."""
         if self.closing:
             return
         if self.early is not None:
@@ -562,7 +565,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def chat_session_moved(self, event):
         if getattr(self, "session_tag", None) is None:
             return
-        await self.channel_layer.group_discard(self.credentials_group, self.channel_name)
+        local = hub()
+        local.leave(self.credentials_group, self)
+        self.groups_joined.remove(self.credentials_group)
         self.session_tag = event["to"]
         self.credentials_group = events.session_group(self.session_tag)
-        await self.channel_layer.group_add(self.credentials_group, self.channel_name)
+        self.groups_joined.append(self.credentials_group)
+        await local.join(self.credentials_group, self)

@@ -182,6 +182,13 @@ def json_text(shared: dict) -> str:
 
 
 def broadcast(group: str, event: dict) -> None:
+    """Send an event to a group in every process, from synchronous code.
+
+    An event without a conversation is tagged with its group, by which each process's hub
+    (chat.fanout) finds the sockets listening there.
+    """
+    if "conversation_id" not in event:
+        event = {**event, "group": group}
     send = async_to_sync(get_channel_layer().group_send)
     try:
         asyncio.get_running_loop()

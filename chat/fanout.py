@@ -1,11 +1,14 @@
-"""Local fan-out: one channel-layer subscription per process and conversation, and delivery repair.
+"""Local fan-out: one channel-layer subscription per process and group, and delivery repair.
 
 A conversation's events cross the channel layer once per process, not once per socket: the first
 socket of this process in a conversation subscribes the process's hub channel to the
 conversation's group, and the hub hands each event it receives straight to this process's sockets
 there (`ChatConsumer.hub_event`), on the event loop, without a queue, a thread hop or a copy per
 socket. With channels-redis that is one Redis push and pop per process and event where it was one
-per socket; in one process (the in-memory layer) one queue put per event.
+per socket; in one process (the in-memory layer) one queue put per event. A user's, a session's
+and a token's group (bans, sign-outs, memberships) arrive the same way, so a socket has no
+channel-layer channel of its own: opening one costs no layer round trip once its process is
+subscribed to its groups.
 
 A subscription outlives its last socket by IDLE_UNSUBSCRIBE seconds, so a reconnect storm does not
 unsubscribe and subscribe again; subscribing and unsubscribing a conversation are serialized by a
@@ -42,68 +45,74 @@ RECEIVE_BATCH = 200
 
 
 class Hub:
-    """The sockets of one event loop by conversation, the loop's layer subscriptions and its watcher."""
+    """The sockets of one event loop by conversation and group, the loop's layer subscriptions and its watcher.
+
+    A key is a conversation id (its events carry `conversation_id`) or the name of a user,
+    session or token group (its events carry `group`, added by chat.events.broadcast).
+    """
 
     def __init__(self):
         self.layer = get_channel_layer()
-        self.sockets: dict[int, set] = defaultdict(set)
-        self.subscribed: set[int] = set()
-        self.idle_since: dict[int, float] = {}
-        self.locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.sockets: dict[int | str, set] = defaultdict(set)
+        self.subscribed: set[int | str] = set()
+        self.idle_since: dict[int | str, float] = {}
+        self.locks: dict[int | str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.channel: str | None = None
         self._starting = asyncio.Lock()
         self.tasks: list[asyncio.Task] = []
 
     # Sockets come and go
 
-    async def join(self, conversation_id: int, consumer) -> None:
-        """Deliver the conversation's events to the consumer; return once the process is subscribed."""
-        self.sockets[conversation_id].add(consumer)
-        self.idle_since.pop(conversation_id, None)
-        if conversation_id not in self.subscribed:
-            await self._subscribe(conversation_id)
+    async def join(self, key: int | str, consumer) -> None:
+        """Deliver the conversation's or group's events to the consumer; return once the process is subscribed."""
+        self.sockets[key].add(consumer)
+        self.idle_since.pop(key, None)
+        if key not in self.subscribed:
+            await self._subscribe(key)
 
-    def leave(self, conversation_id: int, consumer) -> None:
-        consumers = self.sockets.get(conversation_id)
+    def leave(self, key: int | str, consumer) -> None:
+        consumers = self.sockets.get(key)
         if consumers is None:
             return
         consumers.discard(consumer)
         if not consumers:
-            del self.sockets[conversation_id]
-            self.idle_since[conversation_id] = time.monotonic()
+            del self.sockets[key]
+            self.idle_since[key] = time.monotonic()
 
-    async def _subscribe(self, conversation_id: int) -> None:
+    @staticmethod
+    def _group(key: int | str) -> str:
         from chat.events import conversation_group
 
-        async with self.locks[conversation_id]:
-            if conversation_id in self.subscribed:
+        return conversation_group(key) if isinstance(key, int) else key
+
+    async def _subscribe(self, key: int | str) -> None:
+        async with self.locks[key]:
+            if key in self.subscribed:
                 return
             channel = await self._start()
-            await self.layer.group_add(conversation_group(conversation_id), channel)
-            self.subscribed.add(conversation_id)
+            await self.layer.group_add(self._group(key), channel)
+            self.subscribed.add(key)
 
     async def _unsubscribe_idle(self) -> None:
-        from chat.events import conversation_group
-
         now = time.monotonic()
-        for conversation_id, since in list(self.idle_since.items()):
+        for key, since in list(self.idle_since.items()):
             if now - since < IDLE_UNSUBSCRIBE:
                 continue
-            async with self.locks[conversation_id]:
-                if conversation_id in self.sockets or self.idle_since.get(conversation_id) != since:
+            async with self.locks[key]:
+                if key in self.sockets or self.idle_since.get(key) != since:
                     continue  # a socket came back meanwhile
-                del self.idle_since[conversation_id]
-                if conversation_id in self.subscribed:
-                    self.subscribed.discard(conversation_id)
-                    await self.layer.group_discard(conversation_group(conversation_id), self.channel)
-            if conversation_id not in self.sockets and not self.locks[conversation_id].locked():
-                del self.locks[conversation_id]
+                del self.idle_since[key]
+                if key in self.subscribed:
+                    self.subscribed.discard(key)
+                    await self.layer.group_discard(self._group(key), self.channel)
+            if key not in self.sockets and not self.locks[key].locked():
+                del self.locks[key]
 
     async def _renew(self) -> None:
-        from chat.events import conversation_group
-
-        for conversation_id in list(self.subscribed):
-            await self.layer.group_add(conversation_group(conversation_id), self.channel)
+        for key in list(self.subscribed):
+            async with self.locks[key]:
+                if key in self.subscribed:
+                    await self.layer.group_add(self._group(key), self.channel)
 
     async def _start(self) -> str:
         async with self._starting:
@@ -136,7 +145,8 @@ class Hub:
                 await self.deliver(event)
 
     async def deliver(self, event: dict) -> None:
-        consumers = self.sockets.get(event.get("conversation_id"))
+        key = event.get("conversation_id")
+        consumers = self.sockets.get(key if key is not None else event.get("group"))
         if not consumers:
             return
         handler = get_handler_name(event)
@@ -163,11 +173,12 @@ class Hub:
                     renewed = time.monotonic()
             except Exception as error:
                 log.warning("The fan-out hub could not update its subscriptions: %r", error)
-            if not self.sockets:
+            conversation_ids = [key for key in self.sockets if isinstance(key, int)]
+            if not conversation_ids:
                 lagging = {}
                 continue
             try:
-                newest = await database_sync_to_async(services.newest_message_ids)(list(self.sockets))
+                newest = await database_sync_to_async(services.newest_message_ids)(conversation_ids)
             except Exception as error:  # the database may be down: try again next time
                 log.warning("Delivery watcher could not read the newest ids: %r", error)
                 continue
