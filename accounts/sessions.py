@@ -4,7 +4,7 @@ from importlib import import_module
 
 from allauth.usersessions.models import UserSession
 from django.conf import settings
-from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.models import Session
 from django.db import connection, transaction
 from django.utils import timezone
@@ -12,55 +12,56 @@ from django.utils.crypto import constant_time_compare
 
 from accounts.models import ApiToken, User
 from accounts.signals import signed_out
+from accounts.tokens import token_find
 
 
 def session_store(session_key: str | None = None):
     return import_module(settings.SESSION_ENGINE).SessionStore(session_key)
 
 
-def socket_credentials_refused(*, user, session_key: str | None, token_id: int | None) -> int | None:
-    """Return why a socket opened as this user may not stay (4403 disabled, 4401 signed out), or None.
+def socket_signin(*, session_key: str | None, raw_token: str | None) -> tuple[int | None, User | None, int | None]:
+    """Who a new socket is: (close code or None, the user, the API token's id or None).
 
-    A session socket costs one query: the session row still there and unexpired, the user still
-    active, and the password unchanged since the handshake checked the session's hash. Anything
-    else (a token, a changed password) takes the full check.
+    A bearer token wins over the session cookie, as on the API. A session costs two queries: its
+    row, unexpired, and its user, active, whose password hash must still be the one the session
+    was signed in with (a password change signs out), as Django's own `get_user` checks. Refused
+    with 4401: neither signs an active user in.
     """
-    if token_id is None and session_key:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT s.session_data, u.is_active, u.password FROM {User._meta.db_table} u "  # noqa: S608
-                f"LEFT JOIN {Session._meta.db_table} s ON s.session_key = %s AND s.expire_date > %s WHERE u.id = %s",
-                [session_key, connection.ops.adapt_datetimefield_value(timezone.now()), user.pk],
-            )
-            row = cursor.fetchone()
-        if row is None or not row[1]:
-            return 4403
-        session_data, _, password = row
-        if session_data is None:
-            return 4401
-        if password == user.password:
-            data = session_store().decode(session_data)
-            return None if str(data.get(SESSION_KEY)) == str(user.pk) else 4401
-    elif not User.objects.filter(pk=user.pk, is_active=True).exists():
-        return 4403
-    return None if credentials_valid(user_id=user.pk, session_key=session_key, token_id=token_id) else 4401
-
-
-def credentials_valid(*, user_id: int, session_key: str | None, token_id: int | None) -> bool:
-    """Whether the session or token a socket was opened with still signs this user in."""
-    if token_id is not None:
-        return ApiToken.objects.filter(pk=token_id, user_id=user_id, user__is_active=True).exists()
+    if raw_token:
+        token = token_find(raw_token)
+        if token is not None:
+            return None, token.user, token.pk
     if not session_key:
-        return False
-    data = session_store(session_key).load()
-    if str(data.get(SESSION_KEY)) != str(user_id):
-        return False
+        return 4401, None, None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT session_data FROM {Session._meta.db_table} WHERE session_key = %s AND expire_date > %s",  # noqa: S608
+            [session_key, connection.ops.adapt_datetimefield_value(timezone.now())],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return 4401, None, None
+    data = session_store().decode(row[0])
+    user_id = data.get(SESSION_KEY)
+    if user_id is None or data.get(BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS:
+        return 4401, None, None
     user = User.objects.filter(pk=user_id, is_active=True).first()
-    if user is None:
-        return False
-    stored = data.get(HASH_SESSION_KEY) or ""
+    if user is None or not _session_hash_matches(user, data.get(HASH_SESSION_KEY)):
+        return 4401, None, None
+    return None, user, None
+
+
+def _session_hash_matches(user: User, stored: str | None) -> bool:
     hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
-    return any(constant_time_compare(stored, expected) for expected in hashes)
+    return any(constant_time_compare(stored or "", expected) for expected in hashes)
+
+
+def token_refused(*, user_id: int, token_id: int) -> int | None:
+    """Why a token socket may not stay now that it listens for revocations: 4401 revoked, 4403 banned."""
+    active = ApiToken.objects.filter(pk=token_id, user_id=user_id).values_list("user__is_active", flat=True).first()
+    if active is None:
+        return 4401
+    return None if active else 4403
 
 
 def sessions_end(*, user: User, keep_session_key: str | None = None) -> int:

@@ -21,7 +21,7 @@ from django.conf import settings
 
 from accounts.api import user_json
 from accounts.services import user_seen
-from accounts.sessions import socket_credentials_refused
+from accounts.sessions import socket_signin, token_refused
 from chat import events, services
 from chat.fanout import hub
 from chat.message_path import INFRASTRUCTURE_ERRORS, message_writer
@@ -99,17 +99,20 @@ def frame_check(frame) -> tuple[str, dict]:
     return kind, fields
 
 
-def socket_open(user, *, session_key: str | None, token_id: int | None) -> tuple[int | None, dict, list, bool]:
-    """Everything a new socket reads, in one trip to the database thread.
+def socket_open(user, *, token_id: int | None) -> tuple[int | None, dict, list, bool]:
+    """Everything a new socket reads once it listens to its groups, in one trip to the database thread.
 
-    Return the close code if the socket may not stay (4403 banned, 4401 signed out), the user's
-    conversations with their newest message ids, the peers online, and whether this socket
-    brought the user online.
+    Return the close code if the socket may not stay (4403 banned, 4401 token revoked since the
+    sign-in read it), the user's conversations with their newest message ids, the peers online,
+    and whether this socket brought the user online.
     """
-    refused = socket_credentials_refused(user=user, session_key=session_key, token_id=token_id)
+    refused = token_refused(user_id=user.pk, token_id=token_id) if token_id is not None else None
     if refused:
         return refused, {}, [], False
-    newest, online = services.socket_session(user=user)
+    found = services.socket_session(user=user)
+    if found is None:  # banned since the sign-in read the user
+        return 4403, {}, [], False
+    newest, online = found
     return None, newest, online, presence_connect(user.pk)
 
 
@@ -124,6 +127,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     channel_layer_alias = None
     user = None
     closing = False
+    conversations: set[int] = frozenset()
+    groups_joined: list[str] = ()
+    session_tag = credentials_group = None
 
     async def dispatch(self, message):
         handler = getattr(self, get_handler_name(message), None)
@@ -165,7 +171,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 await self.close()
 
     async def connect(self):
-        self.user = self.scope.get("user")
         self.present = False
         self.conversations: set[int] = set()
         # Conversations this socket was refused, so repeated frames cost no query.
@@ -180,30 +185,32 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # The hub's events until hello is sent (then None).
         self.early: list | None = []
         self.presence_at = time.monotonic()
+        self.groups_joined = []
         # Accept first: a close code reaches the client only on an open socket.
         await self.accept()
-        if self.user is None or not self.user.is_authenticated:
+        session_key, raw_token = self.scope.get("session_key"), self.scope.get("bearer_token")
+        if session_key is None and raw_token is None:
             await self.close(code=4401)
             return
-        # Join the groups of the user and of the credentials before reading anything, so a ban or
-        # a sign-out from now on reaches us; one ended before is seen by the check that follows.
-        token_id = self.scope.get("api_token_id")
-        session_key = None if token_id else getattr(self.scope.get("session"), "session_key", None)
-        self.session_tag = events.session_tag(session_key) if session_key else None
-        self.credentials_group = None
-        if token_id:
-            self.credentials_group = events.token_group(token_id)
-        elif self.session_tag:
-            self.credentials_group = events.session_group(self.session_tag)
-        self.groups_joined = [
-            events.user_group(self.user.pk),
-            *([self.credentials_group] if self.credentials_group else []),
-        ]
-        local = hub()
-        await asyncio.gather(*(local.join(group, self) for group in self.groups_joined))
-        refused, newest, online, online_now = await database_sync_to_async(socket_open)(
-            self.user, session_key=session_key, token_id=token_id
+        # Listen to each group before the read that it would correct, so that a sign-out, ban or
+        # membership change from then on reaches this socket, and one before is seen by the read.
+        # A session's group is known from its key: listened to before the sign-in reads it.
+        if session_key is not None:
+            await self._listen(events.session_group(events.session_tag(session_key)))
+        refused, self.user, token_id = await database_sync_to_async(socket_signin)(
+            session_key=session_key, raw_token=raw_token
         )
+        if refused:
+            await self.close(code=refused)
+            return
+        if token_id is not None:
+            self._unlisten_all()
+            await self._listen(events.token_group(token_id))
+        else:
+            self.session_tag = events.session_tag(session_key)
+        self.credentials_group = self.groups_joined[0]
+        await self._listen(events.user_group(self.user.pk))
+        refused, newest, online, online_now = await database_sync_to_async(socket_open)(self.user, token_id=token_id)
         if refused:
             await self.close(code=refused)
             return
@@ -222,13 +229,24 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self._hub_handle(*self.early.pop(0))
         self.early = None
 
+    async def _listen(self, group: str) -> None:
+        self.groups_joined.append(group)
+        await hub().join(group, self)
+
+    def _unlisten_all(self) -> None:
+        local = hub()
+        for group in self.groups_joined:
+            local.leave(group, self)
+        self.groups_joined = []
+
     async def disconnect(self, code):
-        if self.user is None or not self.user.is_authenticated:
-            return
         self.closing = True
         local = hub()
-        for key in [*self.conversations, *getattr(self, "groups_joined", ())]:
-            local.leave(key, self)
+        for conversation_id in self.conversations:
+            local.leave(conversation_id, self)
+        self._unlisten_all()
+        if self.user is None:
+            return
         if self.present and await database_sync_to_async(presence_disconnect)(self.user.pk):
             await database_sync_to_async(user_seen)(user_id=self.user.pk)
             await self._presence_announce(online=False)
@@ -558,17 +576,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def chat_signed_out(self, event):
         keep = event.get("keep")
         # Sent to the whole user ("every session but these"): tokens and the kept sessions stay.
-        if keep is not None and (getattr(self, "session_tag", None) is None or self.session_tag in keep):
+        if keep is not None and (self.session_tag is None or self.session_tag in keep):
             return
         await self.close(code=4401)
 
     async def chat_session_moved(self, event):
-        if getattr(self, "session_tag", None) is None:
+        if self.session_tag is None:
             return
-        local = hub()
-        local.leave(self.credentials_group, self)
+        hub().leave(self.credentials_group, self)
         self.groups_joined.remove(self.credentials_group)
         self.session_tag = event["to"]
         self.credentials_group = events.session_group(self.session_tag)
-        self.groups_joined.append(self.credentials_group)
-        await local.join(self.credentials_group, self)
+        await self._listen(self.credentials_group)

@@ -12,11 +12,11 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from chat.attachments_views import UploadSizeGuard  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
-from chatterbox.auth import TokenOrSessionAuthMiddlewareStack  # noqa: E402
+from chatterbox.auth import SocketCredentialsMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": UploadSizeGuard(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(TokenOrSessionAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(SocketCredentialsMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

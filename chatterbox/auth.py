@@ -4,8 +4,8 @@ A token is for a bot's API access: it never counts on account, profile, token, t
 admin pages, so a leaked token cannot mint tokens or change the account's credentials.
 """
 
-from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
+from django.conf import settings
+from django.http.cookie import parse_cookie
 from django.utils.functional import SimpleLazyObject
 
 from accounts.tokens import token_find
@@ -43,26 +43,23 @@ class TokenAuthenticationMiddleware:
         return self.get_response(request)
 
 
-class TokenAuthMiddleware:
-    """For WebSocket handshakes: an `Authorization: Bearer` header wins over the session cookie.
+class SocketCredentialsMiddleware:
+    """For WebSocket handshakes: the session key and the bearer token the handshake carries, in the scope.
 
-    The scope then carries `api_token_id`, so that revoking the token closes the socket.
+    Nothing is read here: the consumer checks them in its first trip to the database
+    (accounts.sessions.socket_signin), where a bearer token wins over the session cookie.
     """
 
     def __init__(self, inner):
         self.inner = inner
 
     async def __call__(self, scope, receive, send):
-        headers = dict(scope.get("headers", []))
-        raw = bearer_token(headers.get(b"authorization"))
-        scope = {**scope, "api_token_id": None}
-        if raw is not None:
-            token = await database_sync_to_async(token_find)(raw)
-            if token is not None:
-                scope.update(user=token.user, api_token_id=token.pk)
+        cookies, authorization = [], None
+        for name, value in scope.get("headers", []):
+            if name == b"cookie":
+                cookies.append(value.decode("latin-1"))
+            elif name == b"authorization":
+                authorization = value
+        session_key = parse_cookie("; ".join(cookies)).get(settings.SESSION_COOKIE_NAME) or None
+        scope = {**scope, "session_key": session_key, "bearer_token": bearer_token(authorization)}
         return await self.inner(scope, receive, send)
-
-
-# Named like Channels' own AuthMiddlewareStack.
-def TokenOrSessionAuthMiddlewareStack(inner):
-    return AuthMiddlewareStack(TokenAuthMiddleware(inner))

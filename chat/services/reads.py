@@ -76,18 +76,23 @@ def _with_last_messages(user: User, conversations: list) -> list[dict]:
     return objects
 
 
-def socket_session(*, user: User) -> tuple[dict[int, int], list[int]]:
+def socket_session(*, user: User) -> tuple[dict[int, int], list[int]] | None:
     """Return the user's conversations with their newest message id, and the online users sharing one.
 
-    Two queries written once in SQL: every socket that opens asks them.
+    None if the account is no longer active (banned). Two queries written once in SQL: every
+    socket that opens asks them.
     """
     membership = _table(Membership)
     rows = _rows(
-        f"SELECT m.conversation_id, {_newest_sql('m.conversation_id')} FROM {membership} m "  # noqa: S608
-        "WHERE m.user_id = %s ORDER BY m.conversation_id",
+        f"SELECT u.is_active, m.conversation_id, {_newest_sql('m.conversation_id')} FROM {_table(User)} u "  # noqa: S608
+        f"LEFT JOIN {membership} m ON m.user_id = u.id WHERE u.id = %s ORDER BY m.conversation_id",
         [user.pk],
     )
-    newest = {conversation_id: latest or 0 for conversation_id, latest in rows}
+    if not rows or not rows[0][0]:
+        return None
+    newest = {conversation_id: latest or 0 for _, conversation_id, latest in rows if conversation_id is not None}
+    if not newest:
+        return newest, []
     rows = _rows(
         f"SELECT DISTINCT p.user_id FROM {membership} p JOIN {membership} m "  # noqa: S608
         "ON m.conversation_id = p.conversation_id WHERE m.user_id = %s AND p.user_id <> %s",

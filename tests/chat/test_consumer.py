@@ -7,7 +7,6 @@ import os
 
 import pytest
 from channels.layers import get_channel_layer
-from channels.testing import WebsocketCommunicator
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 from django.db import connection
@@ -16,7 +15,6 @@ from django.test import Client
 from accounts import services as accounts_services
 from accounts.models import User
 from chat import events, services
-from chat.consumers import ChatConsumer
 from chat.models import Message
 from chat.presence import users_online
 from tests.chat.conftest import (
@@ -68,11 +66,21 @@ async def test_inactive_user_refused(alice):
     assert await socket.closed_with() == 4401
 
 
-async def test_user_banned_while_connecting_gets_4403(alice):
-    await db(User.objects.filter(pk=alice.pk).update)(is_active=False)
-    socket = Socket(WebsocketCommunicator(ChatConsumer.as_asgi(), "/ws/"))
-    # The user object the session lookup returned just before the ban committed.
-    socket.communicator.scope["user"] = alice
+async def test_user_banned_while_connecting_gets_4403(alice, monkeypatch):
+    """A ban that lands after the sign-in read the user, before the socket listened for it."""
+    from chat import consumers
+    from tests.chat.conftest import session_cookie
+
+    cookie = await db(session_cookie)(alice)
+    signin = consumers.socket_signin
+
+    def signin_then_ban(**credentials):
+        found = signin(**credentials)
+        User.objects.filter(pk=alice.pk).update(is_active=False)
+        return found
+
+    monkeypatch.setattr(consumers, "socket_signin", signin_then_ban)
+    socket = Socket(communicator(cookie=cookie))
     await socket.communicator.connect()
     assert await socket.closed_with() == 4403
 

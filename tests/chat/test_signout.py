@@ -14,7 +14,7 @@ from django.test import Client
 
 from accounts import tokens
 from accounts.models import ApiToken, User
-from accounts.sessions import credentials_valid, session_store, socket_credentials_refused
+from accounts.sessions import session_store, socket_signin, token_refused
 from chatterbox.asgi import application
 from tests.chat.conftest import FRAME_TIMEOUT, ORIGIN, Socket, communicator, db
 from tests.conftest import PASSWORD
@@ -162,26 +162,43 @@ async def test_revoking_a_token_closes_its_socket(alice, sockets):
     assert await socket.closed_with() == 4401
 
 
-def test_the_socket_rechecks_its_credentials_after_joining(alice, bob):
-    """What a socket checks once it listens for sign-outs, in case one came just before."""
-    client = signed_in_client(alice)
-    key = cookie_of(client)
-    assert credentials_valid(user_id=alice.pk, session_key=key, token_id=None)
-    assert not credentials_valid(user_id=bob.pk, session_key=key, token_id=None)
-    assert not credentials_valid(user_id=alice.pk, session_key=None, token_id=None)
+def test_a_socket_signs_in_by_its_session_or_its_token(alice, bob):
+    """socket_signin: who the handshake's session or bearer token is, or 4401."""
+    key = cookie_of(signed_in_client(alice))
+    assert socket_signin(session_key=key, raw_token=None) == (None, alice, None)
+    assert socket_signin(session_key=None, raw_token=None) == (4401, None, None)
+    assert socket_signin(session_key="no-such-session", raw_token=None) == (4401, None, None)
+    # A password change signs the session out; so does ending it.
     alice.set_password(NEW_PASSWORD)
     alice.save()
-    assert not credentials_valid(user_id=alice.pk, session_key=key, token_id=None)
+    assert socket_signin(session_key=key, raw_token=None) == (4401, None, None)
     key = cookie_of(signed_in_client(alice))
     session_store(key).delete()
-    assert not credentials_valid(user_id=alice.pk, session_key=key, token_id=None)
+    assert socket_signin(session_key=key, raw_token=None) == (4401, None, None)
 
+    # A token wins over the cookie; one that signs nobody in leaves the cookie to decide.
+    bob_key = cookie_of(signed_in_client(bob))
+    token, secret = tokens.token_create(user=alice, name="bot")
+    assert socket_signin(session_key=bob_key, raw_token=secret) == (None, alice, token.pk)
+    assert socket_signin(session_key=bob_key, raw_token=secret + "x") == (None, bob, None)
+    assert socket_signin(session_key=None, raw_token=secret + "x") == (4401, None, None)
+    # A deactivated account signs in by neither.
+    key = cookie_of(signed_in_client(alice))
+    User.objects.filter(pk=alice.pk).update(is_active=False)
+    assert socket_signin(session_key=key, raw_token=None) == (4401, None, None)
+    assert socket_signin(session_key=None, raw_token=secret) == (4401, None, None)
+
+
+def test_a_token_socket_rechecks_its_token_once_it_listens(alice, bob):
+    """token_refused: a token revoked or an account banned between the sign-in and the listening."""
     token, _ = tokens.token_create(user=alice, name="bot")
-    assert credentials_valid(user_id=alice.pk, session_key=None, token_id=token.pk)
-    assert not credentials_valid(user_id=bob.pk, session_key=None, token_id=token.pk)
-    alice.is_active = False
-    alice.save()
-    assert not credentials_valid(user_id=alice.pk, session_key=None, token_id=token.pk)
+    assert token_refused(user_id=alice.pk, token_id=token.pk) is None
+    assert token_refused(user_id=bob.pk, token_id=token.pk) == 4401
+    User.objects.filter(pk=alice.pk).update(is_active=False)
+    assert token_refused(user_id=alice.pk, token_id=token.pk) == 4403
+    token_id = token.pk
+    token.delete()
+    assert token_refused(user_id=alice.pk, token_id=token_id) == 4401
 
 
 def activate_totp(client: Client) -> None:
@@ -251,28 +268,3 @@ async def test_a_password_set_in_the_admin_signs_the_user_out(alice, make_user, 
     assert response.status_code == 302, response.content[:300]
     await assert_closed_soon(alice_socket)
     await admin_socket.barrier()
-
-
-def test_a_new_socket_is_refused_with_the_code_that_says_why(alice, bob):
-    """socket_credentials_refused: its one-query path for sessions, and the full check behind it."""
-    key = cookie_of(signed_in_client(alice))
-    assert socket_credentials_refused(user=alice, session_key=key, token_id=None) is None
-    # Another user's session, or none.
-    assert socket_credentials_refused(user=bob, session_key=key, token_id=None) == 4401
-    assert socket_credentials_refused(user=alice, session_key=None, token_id=None) == 4401
-    # The password changed since the handshake read the user: the full check sees the stale hash.
-    handshake_alice = User.objects.get(pk=alice.pk)
-    alice.set_password(NEW_PASSWORD)
-    alice.save()
-    assert socket_credentials_refused(user=handshake_alice, session_key=key, token_id=None) == 4401
-    key = cookie_of(signed_in_client(alice))
-    session_store(key).delete()
-    assert socket_credentials_refused(user=alice, session_key=key, token_id=None) == 4401
-
-    key = cookie_of(signed_in_client(alice))
-    token, _ = tokens.token_create(user=alice, name="bot")
-    assert socket_credentials_refused(user=alice, session_key=None, token_id=token.pk) is None
-    alice.is_active = False
-    alice.save()
-    assert socket_credentials_refused(user=alice, session_key=key, token_id=None) == 4403
-    assert socket_credentials_refused(user=alice, session_key=None, token_id=token.pk) == 4403
