@@ -123,13 +123,21 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     failed) is closed with 1011, never left open and deaf: the client reconnects and syncs.
     """
 
-    # No channel-layer channel of its own: every event arrives through the process's hub (chat.fanout).
-    channel_layer_alias = None
     user = None
     closing = False
     conversations: set[int] = frozenset()
     groups_joined: list[str] = ()
     session_tag = credentials_group = None
+
+    async def __call__(self, scope, receive, send):
+        """Channels' consumer loop, without a channel-layer channel of its own: every event reaches
+        the socket through its process's hub (chat.fanout), so the client is the only source."""
+        self.scope, self.base_send, self.channel_layer = scope, send, None
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message):
         handler = getattr(self, get_handler_name(message), None)
