@@ -25,7 +25,7 @@ from accounts.sessions import socket_signin, token_refused
 from chat import events, services
 from chat.fanout import hub
 from chat.message_path import INFRASTRUCTURE_ERRORS, message_writer
-from chat.presence import presence_connect, presence_disconnect, presence_refresh, users_online
+from chat.presence import presence_disconnect, presence_open, presence_refresh, users_online
 from chatterbox.errors import DomainError, Invalid, TooLarge, Unavailable
 
 log = logging.getLogger(__name__)
@@ -112,8 +112,9 @@ def socket_open(user, *, token_id: int | None) -> tuple[int | None, dict, list, 
     found = services.socket_session(user=user)
     if found is None:  # banned since the sign-in read the user
         return 4403, {}, [], False
-    newest, online = found
-    return None, newest, online, presence_connect(user.pk)
+    newest, peers = found
+    online_now, online = presence_open(user.pk, peers)
+    return None, newest, sorted(online), online_now
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):

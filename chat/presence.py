@@ -4,7 +4,8 @@ Every open socket adds one and removes one when it closes; entries expire on the
 so that a process that dies without closing its sockets does not leave users online.
 """
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 PRESENCE_TTL = 120
 
@@ -25,6 +26,24 @@ def presence_connect(user_id: int) -> bool:
         return True
     cache.touch(key, PRESENCE_TTL)
     return False
+
+
+def presence_open(user_id: int, peer_ids: list[int]) -> tuple[bool, set[int]]:
+    """Count a new socket and read which peers are online: whether the user just came online, and those peers.
+
+    On Redis, one round trip: INCR (a missing entry counts from 0, as `add` would), EXPIRE, MGET.
+    """
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return presence_connect(user_id), users_online(peer_ids)
+    pipeline = backend._cache.get_client(write=True).pipeline(transaction=False)
+    pipeline.incr(backend.make_and_validate_key(_key(user_id)))
+    pipeline.expire(backend.make_and_validate_key(_key(user_id)), PRESENCE_TTL)
+    if peer_ids:
+        pipeline.mget([backend.make_and_validate_key(_key(uid)) for uid in peer_ids])
+    count, _, *found = pipeline.execute()
+    values = found[0] if found else []
+    return count == 1, {uid for uid, value in zip(peer_ids, values, strict=True) if value and int(value) > 0}
 
 
 def presence_refresh(user_id: int) -> None:

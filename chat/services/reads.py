@@ -5,7 +5,6 @@ from django.db.models import Exists, OuterRef
 from accounts.models import User
 from chat import events
 from chat.models import Conversation, Membership, Message
-from chat.presence import users_online
 from chat.services.lookups import _marks, _newest_sql, _rows, _table
 from chat.services.reactions import reactions_attach
 from chatterbox.errors import Invalid, NotFound, NotMember
@@ -77,7 +76,7 @@ def _with_last_messages(user: User, conversations: list) -> list[dict]:
 
 
 def socket_session(*, user: User) -> tuple[dict[int, int], list[int]] | None:
-    """Return the user's conversations with their newest message id, and the online users sharing one.
+    """Return the user's conversations with their newest message id, and the users sharing one.
 
     None if the account is no longer active (banned). Two queries written once in SQL: every
     socket that opens asks them.
@@ -98,8 +97,7 @@ def socket_session(*, user: User) -> tuple[dict[int, int], list[int]] | None:
         "ON m.conversation_id = p.conversation_id WHERE m.user_id = %s AND p.user_id <> %s",
         [user.pk, user.pk],
     )
-    peers = [user_id for (user_id,) in rows]
-    return newest, sorted(users_online(peers))
+    return newest, [user_id for (user_id,) in rows]
 
 
 def is_member(*, user: User, conversation_id: int) -> bool:

@@ -1,0 +1,43 @@
+"""The presence counter in the shared cache: Redis on the PostgreSQL + Redis path, memory on the embedded one."""
+
+import pytest
+from django.conf import settings
+from django.core.cache import caches
+
+from chat.presence import PRESENCE_TTL, presence_disconnect, presence_open, presence_refresh, users_online
+
+
+@pytest.fixture(autouse=True)
+def no_presence():
+    caches["default"].delete_many([f"presence:{uid}" for uid in range(1, 6)])
+
+
+def test_sockets_are_counted_and_peers_read_in_one_go():
+    # The first socket brings the user online; peers offline are left out.
+    assert presence_open(1, [2, 3]) == (True, set())
+    assert presence_open(2, [1, 3]) == (True, {1})
+    # A second tab of the same user does not announce them again.
+    assert presence_open(1, [2]) == (False, {2})
+    assert presence_open(3, []) == (True, set())
+    assert users_online([1, 2, 3, 4]) == {1, 2, 3}
+
+    # The last socket to close takes the user offline; not before.
+    assert presence_disconnect(1) is False
+    assert users_online([1]) == {1}
+    assert presence_disconnect(1) is True
+    assert users_online([1, 2]) == {2}
+    # Closing more sockets than were counted (an entry that expired) leaves the user offline.
+    assert presence_disconnect(1) is True
+    assert users_online([1]) == set()
+    presence_refresh(2)
+    assert presence_open(2, [1, 3]) == (False, {3})
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="reads the entry's expiry from Redis")
+def test_every_count_is_written_with_its_expiry():
+    """So that a process that dies with sockets open does not leave their users online."""
+    backend = caches["default"]
+    presence_open(5, [])
+    presence_open(5, [])
+    ttl = backend._cache.get_client().ttl(backend.make_and_validate_key("presence:5"))
+    assert 0 < ttl <= PRESENCE_TTL
