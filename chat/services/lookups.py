@@ -1,5 +1,7 @@
 """Lookups and announcements that several chat services share."""
 
+import contextlib
+
 from django.db import connection
 from django.db.models.functions import Lower
 
@@ -11,6 +13,10 @@ from chatterbox.errors import NotFound, NotMember
 
 def _table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
+
+
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
 
 
 def _marks(values) -> str:
@@ -26,6 +32,33 @@ def _rows(sql: str, params) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def pipelined():
+    """On PostgreSQL, psycopg's pipeline mode: statements go out without waiting for the ones before,
+    and a round trip is paid only where a result is read. Elsewhere, nothing."""
+    if connection.vendor != "postgresql":
+        return contextlib.nullcontext()
+    connection.ensure_connection()
+    return connection.connection.pipeline()
+
+
+def _rows_many(queries: list[tuple[str, list]]) -> list[list[tuple]]:
+    """Run several queries that do not depend on each other (as `_rows` does each) and return their rows.
+
+    On PostgreSQL they go out together in psycopg's pipeline mode: one round trip for all, where
+    one each would wait for the server in turn. Elsewhere they run one after another.
+    """
+    cursors = []
+    try:
+        with pipelined():
+            for sql, params in queries:
+                cursors.append(connection.cursor())
+                cursors[-1].execute(sql, params)
+            return [cursor.fetchall() for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 def _newest_sql(conversation_column: str) -> str:

@@ -14,11 +14,21 @@ from accounts.models import User
 from chat import events
 from chat.models import Conversation, Membership, Message, MessageKey
 from chat.services.attachments import attachment_claim, attachment_discard
-from chat.services.lookups import _conversation_get, _latest_message_id, _marks, _membership_require, _rows, _table
+from chat.services.lookups import (
+    _conversation_get,
+    _latest_message_id,
+    _marks,
+    _membership_require,
+    _newest_sql,
+    _quote,
+    _rows_many,
+    _table,
+)
 from chat.services.mentions import mentions_check, mentions_rows
 from chatterbox.errors import DomainError, Forbidden, Invalid, NotFound, NotMember, RateLimited, TooLarge
 from chatterbox.ratelimit import window_count
 from moderation.audit import audit_record
+from moderation.models import Block
 from moderation.restrictions import direct_block_check
 
 Kind = Conversation.Kind
@@ -94,84 +104,94 @@ class StoreContext:
         self.rate_check = rate_check or _rate_limit_check
 
     def prefetch(self, sends) -> None:
-        """Lock and read what the sends need, a query each; a send is (sender, conversation id, client id, reply_to).
+        """Lock and read what the sends need; a send is (sender, conversation id, client id, reply_to).
 
-        Written in SQL, not built by the ORM: building the queries cost more than running them.
+        The queries do not depend on each other's answers, so they go out together: on PostgreSQL
+        in one round trip (`_rows_many`). Written in SQL, not built by the ORM: building the queries
+        cost more than running them.
         """
-        from chat.services.reads import newest_message_ids
-
+        conversation, membership, message = _table(Conversation), _table(Membership), _table(Message)
+        queries: dict[str, tuple[str, list]] = {}
         wanted = sorted({conversation_id for _, conversation_id, _, _ in sends} - set(self.conversations))
         if wanted:
             # Locked in id order, so that two processes' batches never wait for each other in a circle.
             lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-            found = Conversation.objects.raw(
-                f"SELECT * FROM {_table(Conversation)} WHERE id IN ({_marks(wanted)}) ORDER BY id{lock}",  # noqa: S608
+            columns = ", ".join(_quote(field.column) for field in Conversation._meta.concrete_fields)
+            queries["conversations"] = (
+                f"SELECT {columns} FROM {conversation} WHERE id IN ({_marks(wanted)}) ORDER BY id{lock}",  # noqa: S608
                 wanted,
             )
-            self.conversations.update((conversation.pk, conversation) for conversation in found)
-            self.newest.update(newest_message_ids([pk for pk in wanted if pk in self.conversations]))
-        pairs = {(conversation_id, sender.pk) for sender, conversation_id, _, _ in sends}
-        pairs = {pair for pair in pairs if pair[0] in self.conversations and pair not in self.members}
+            queries["newest"] = (
+                f"SELECT c.id, {_newest_sql('c.id')} FROM {conversation} c WHERE c.id IN ({_marks(wanted)})",  # noqa: S608
+                wanted,
+            )
+        pairs = {(conversation_id, sender.pk) for sender, conversation_id, _, _ in sends} - set(self.members)
         if pairs:
-            self._senders_check(pairs, {sender.pk: sender for sender, _, _, _ in sends})
-        keys = {(sender.pk, client_id) for sender, _, client_id, _ in sends} - set(self.existing)
-        if keys:
-            self.existing.update(dict.fromkeys(keys))
-            senders, client_ids = sorted({s for s, _ in keys}), sorted({c for _, c in keys})
-            known = _rows(
-                f"SELECT id, sender_id, client_id FROM {_table(Message)} "  # noqa: S608
-                f"WHERE sender_id IN ({_marks(senders)}) AND client_id IN ({_marks(client_ids)})",
-                [*senders, *client_ids],
+            senders = sorted({sender_id for _, sender_id in pairs})
+            conversation_ids = sorted({conversation_id for conversation_id, _ in pairs})
+            # A private conversation's members (its audience), a channel's senders only.
+            queries["members"] = (
+                "SELECT m.conversation_id, m.user_id, u.is_active, m.muted_until IS NOT NULL AND m.muted_until > %s "  # noqa: S608
+                f"FROM {membership} m JOIN {_table(User)} u ON u.id = m.user_id "
+                f"JOIN {conversation} c ON c.id = m.conversation_id "
+                f"WHERE m.conversation_id IN ({_marks(conversation_ids)}) "
+                f"AND (c.kind <> %s OR m.user_id IN ({_marks(senders)}))",
+                [connection.ops.adapt_datetimefield_value(timezone.now()), *conversation_ids, Kind.CHANNEL, *senders],
             )
-            hits = [pk for pk, sender_id, client_id in known if (sender_id, client_id) in keys]
-            for message in Message.objects.filter(pk__in=hits).select_related("sender") if hits else ():
-                self.existing[(message.sender_id, message.client_id)] = message
-        replies = sorted({reply_to for _, _, _, reply_to in sends if reply_to is not None} - set(self.replies))
-        if replies:
-            self.replies.update(dict.fromkeys(replies))
-            self.replies.update(
-                _rows(f"SELECT id, conversation_id FROM {_table(Message)} WHERE id IN ({_marks(replies)})", replies)  # noqa: S608
-            )
-
-    def _senders_check(self, pairs: set[tuple[int, int]], users: dict[int, User]) -> None:
-        """Decide for each (conversation, sender) whether the sender may post there now."""
-        from moderation.models import Block
-
-        senders = sorted({sender_id for _, sender_id in pairs})
-        channels = sorted({cid for cid, _ in pairs if self.conversations[cid].kind == Kind.CHANNEL})
-        private = sorted({cid for cid, _ in pairs} - set(channels))
-        now = timezone.now()
-        where = []
-        params: list = [connection.ops.adapt_datetimefield_value(now)]
-        if private:
-            where.append(f"m.conversation_id IN ({_marks(private)})")
-            params += private
-        if channels:
-            where.append(f"(m.conversation_id IN ({_marks(channels)}) AND m.user_id IN ({_marks(senders)}))")
-            params += [*channels, *senders]
-        rows = _rows(
-            f"SELECT m.conversation_id, m.user_id, u.is_active, m.muted_until IS NOT NULL AND m.muted_until > %s "  # noqa: S608
-            f"FROM {_table(Membership)} m JOIN {_table(User)} u ON u.id = m.user_id WHERE {' OR '.join(where)}",
-            params,
-        )
-        active: dict[int, dict[int, bool]] = {}
-        muted = set()
-        for conversation_id, user_id, is_active, is_muted in rows:
-            active.setdefault(conversation_id, {})[user_id] = bool(is_active)
-            if is_muted:
-                muted.add((conversation_id, user_id))
-        blocks: dict[frozenset, Block] = {}
-        if any(self.conversations[cid].kind == Kind.DIRECT for cid, _ in pairs):
-            pairs_blocked = _rows(
+            queries["blocks"] = (
                 f"SELECT id FROM {_table(Block)} WHERE blocker_id IN ({_marks(senders)}) "  # noqa: S608
                 f"OR blocked_id IN ({_marks(senders)})",
                 [*senders, *senders],
             )
-            if pairs_blocked:
-                found = Block.objects.filter(pk__in=[pk for (pk,) in pairs_blocked]).select_related(
-                    "blocker", "blocked"
-                )
-                blocks = {frozenset((block.blocker_id, block.blocked_id)): block for block in found}
+        keys = {(sender.pk, client_id) for sender, _, client_id, _ in sends} - set(self.existing)
+        if keys:
+            senders, client_ids = sorted({s for s, _ in keys}), sorted({c for _, c in keys})
+            queries["known"] = (
+                f"SELECT id, sender_id, client_id FROM {message} "  # noqa: S608
+                f"WHERE sender_id IN ({_marks(senders)}) AND client_id IN ({_marks(client_ids)})",
+                [*senders, *client_ids],
+            )
+        replies = sorted({reply_to for _, _, _, reply_to in sends if reply_to is not None} - set(self.replies))
+        if replies:
+            queries["replies"] = (f"SELECT id, conversation_id FROM {message} WHERE id IN ({_marks(replies)})", replies)  # noqa: S608
+        found = dict(zip(queries, _rows_many(list(queries.values())), strict=True))
+
+        if wanted:
+            names = [field.attname for field in Conversation._meta.concrete_fields]
+            for row in found["conversations"]:
+                self.conversations[row[0]] = Conversation.from_db(connection.alias, names, row)
+            self.newest.update((cid, latest or 0) for cid, latest in found["newest"] if cid in self.conversations)
+        pairs = {pair for pair in pairs if pair[0] in self.conversations}
+        if pairs:
+            self._senders_check(
+                pairs, {sender.pk: sender for sender, _, _, _ in sends}, found["members"], found["blocks"]
+            )
+        if keys:
+            self.existing.update(dict.fromkeys(keys))
+            hits = [pk for pk, sender_id, client_id in found["known"] if (sender_id, client_id) in keys]
+            for message in Message.objects.filter(pk__in=hits).select_related("sender") if hits else ():
+                self.existing[(message.sender_id, message.client_id)] = message
+        if replies:
+            self.replies.update(dict.fromkeys(replies))
+            self.replies.update(found["replies"])
+
+    def _senders_check(self, pairs: set[tuple[int, int]], users: dict[int, User], members: list, blocks: list) -> None:
+        """Decide for each (conversation, sender) whether the sender may post there now.
+
+        `members` are the rows of prefetch's membership query, `blocks` the ids of the blocks
+        that involve a sender (used for direct conversations only).
+        """
+        now = timezone.now()
+        active: dict[int, dict[int, bool]] = {}
+        muted = set()
+        for conversation_id, user_id, is_active, is_muted in members:
+            active.setdefault(conversation_id, {})[user_id] = bool(is_active)
+            if is_muted:
+                muted.add((conversation_id, user_id))
+        between: dict[frozenset, Block] = {}
+        if blocks and any(self.conversations[cid].kind == Kind.DIRECT for cid, _ in pairs):
+            found = Block.objects.filter(pk__in=[pk for (pk,) in blocks]).select_related("blocker", "blocked")
+            between = {frozenset((block.blocker_id, block.blocked_id)): block for block in found}
         for conversation_id, sender_id in pairs:
             conversation = self.conversations[conversation_id]
             muted_until = None
@@ -188,7 +208,7 @@ class StoreContext:
                     active.get(conversation_id, {}),
                     muted_until=muted_until,
                     now=now,
-                    blocks=blocks,
+                    blocks=between,
                 )
             except DomainError as error:
                 self.members[(conversation_id, sender_id)] = error

@@ -57,6 +57,24 @@ def test_one_batch_stores_in_order_and_refuses_only_what_is_wrong(alice, bob, ca
     assert stored == ["before", "one", "four"]
 
 
+def test_a_client_id_sent_twice_in_one_batch_is_stored_once(alice, bob, carol, no_rate_limit):
+    """The bulk insert fails on the duplicate; the batch falls back to one insert each, in savepoints,
+    and answers the second send with the first message (on PostgreSQL, inside the pipeline)."""
+    first, second = make_group(alice, bob), make_group(alice, carol)
+    results = batch(
+        (alice, first.pk, "twice", body("one"), None),
+        (bob, first.pk, "b1", body("two"), None),
+        (alice, second.pk, "twice", body("again"), None),
+    )
+    (one, created_one, _), (two, created_two, _), (again, created_again, event_again) = results
+    assert (created_one, created_two, created_again) == (True, True, False)
+    assert again.pk == one.pk and event_again is None
+    assert list(texts().order_by("id").values_list("body", flat=True)) == ["one", "two"]
+    # The transaction is whole afterwards: the next batch stores as usual.
+    ((three, created, _),) = batch((bob, first.pk, "b2", body("three"), None))
+    assert created and three.pk > two.pk
+
+
 def test_the_rate_limit_counts_each_message_of_a_batch(alice, bob, settings):
     settings.CHAT_RATE_LIMIT = "2/60"
     group = make_group(alice, bob)
