@@ -12,9 +12,10 @@ import logging
 import math
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -76,6 +77,16 @@ FRAMES = {
 
 # What message.send hands the writer besides the conversation, client id and reply.
 SEND_CONTENT = ("body", "ciphertext", "nonce", "keys", "attachment", "kind")
+
+
+# See settings.SOCKET_READ_THREADS. Channels' own database thread is one for the whole process.
+_read_threads = ThreadPoolExecutor(max_workers=settings.SOCKET_READ_THREADS, thread_name_prefix="socket-reads")
+
+
+def read_async(func):
+    """Run a read for a socket's connect or sync on the socket read threads, as database_sync_to_async
+    runs a call on Channels' one thread (stale connections closed before and after)."""
+    return DatabaseSyncToAsync(func, thread_sensitive=False, executor=_read_threads)
 
 
 def frame_check(frame) -> tuple[str, dict]:
@@ -206,9 +217,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # A session's group is known from its key: listened to before the sign-in reads it.
         if session_key is not None:
             await self._listen(events.session_group(events.session_tag(session_key)))
-        refused, self.user, token_id = await database_sync_to_async(socket_signin)(
-            session_key=session_key, raw_token=raw_token
-        )
+        refused, self.user, token_id = await read_async(socket_signin)(session_key=session_key, raw_token=raw_token)
         if refused:
             await self.close(code=refused)
             return
@@ -219,7 +228,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             self.session_tag = events.session_tag(session_key)
         self.credentials_group = self.groups_joined[0]
         await self._listen(events.user_group(self.user.pk))
-        refused, newest, online, online_now = await database_sync_to_async(socket_open)(self.user, token_id=token_id)
+        refused, newest, online, online_now = await read_async(socket_open)(self.user, token_id=token_id)
         if refused:
             await self.close(code=refused)
             return
@@ -325,7 +334,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def frame_sync(self, *, conversation: int, after: int, limit: int = services.HISTORY_PAGE_MAX):
         await self._member_require(conversation)
-        messages, has_more = await database_sync_to_async(services.history_page)(
+        messages, has_more = await read_async(services.history_page)(
             user=self.user, conversation_id=conversation, after=after, limit=limit
         )
         if not has_more:
@@ -456,7 +465,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         has_more = True
         while has_more and not self.closing:
             try:
-                messages, has_more = await database_sync_to_async(services.history_page)(
+                messages, has_more = await read_async(services.history_page)(
                     user=self.user, conversation_id=conversation_id, after=after, limit=100
                 )
             except DomainError:

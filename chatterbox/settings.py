@@ -369,6 +369,12 @@ CHAT_GROUP_MAX_MEMBERS = env_int("CHAT_GROUP_MAX_MEMBERS", 256)
 # Larger WebSocket frames are answered with `too_large`; keep the server's own limit
 # (WEBSOCKET_MAX_BYTES in chatterbox/serve.py) above this so the client gets that answer, not a dropped socket.
 WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 256 * 1024)
+# Threads for the reads that opening and syncing a socket cost (chat.consumers.read_async). On
+# PostgreSQL several run at once, a pooled connection each, so that a reconnect storm's round trips
+# overlap; SQLite gains nothing from more than one.
+SOCKET_READ_THREADS = env_int(
+    "SOCKET_READ_THREADS", 4 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" else 1
+)
 
 # Link previews in plaintext conversations (chat/previews.py): the server fetches the page with
 # these caps, and only from public addresses.
