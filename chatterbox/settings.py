@@ -114,6 +114,10 @@ if DATABASE_URL:
         # per-thread connections, saves the connection setup on every frame.
         DATABASES["default"]["CONN_MAX_AGE"] = 0
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 2, "max_size": env_int("DB_POOL_MAX", 20)}
+        # Parameters bound by the server, so that psycopg prepares a statement run often (after 5 runs
+        # on a connection): the hot reads' plans are made once per connection, not on every run.
+        DATABASES["default"]["OPTIONS"]["server_side_binding"] = env_bool("DB_SERVER_SIDE_BINDING", True)
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5
     if os.environ.get("TEST_DB_NAME"):
         # Lets several test runs share one PostgreSQL server without colliding.
         DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DB_NAME"]}
