@@ -335,7 +335,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def frame_sync(self, *, conversation: int, after: int, limit: int = services.HISTORY_PAGE_MAX):
         await self._member_require(conversation)
         messages, has_more = await read_async(services.history_page)(
-            user=self.user, conversation_id=conversation, after=after, limit=limit
+            user=self.user, conversation_id=conversation, after=after, limit=limit, member_known=True
         )
         if not has_more:
             # The client is now up to date here; live messages up to this id are duplicates.
@@ -466,7 +466,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         while has_more and not self.closing:
             try:
                 messages, has_more = await read_async(services.history_page)(
-                    user=self.user, conversation_id=conversation_id, after=after, limit=100
+                    user=self.user, conversation_id=conversation_id, after=after, limit=100, member_known=True
                 )
             except DomainError:
                 return

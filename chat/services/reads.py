@@ -24,16 +24,26 @@ def member_check(*, user: User, conversation_id: int) -> None:
 
 
 def history_page(
-    *, user: User, conversation_id: int, after: int | None = None, before: int | None = None, limit: int = 50
+    *,
+    user: User,
+    conversation_id: int,
+    after: int | None = None,
+    before: int | None = None,
+    limit: int = 50,
+    member_known: bool = False,
 ) -> tuple[list[dict], bool]:
     """Return up to limit messages, oldest first, and whether there are more.
 
     With `after`, the page starts just after it (catching up); otherwise it ends just before
-    `before`, or at the newest message (scrolling back).
+    `before`, or at the newest message (scrolling back). `member_known`: the caller checked the
+    membership already (a socket, from its own state), so the page costs no query to say why it
+    would be refused; it is empty for someone who is no member (the query reads only what the
+    user may see).
     """
     if not 1 <= limit <= HISTORY_PAGE_MAX:
         raise Invalid(f"limit must be 1 to {HISTORY_PAGE_MAX}.", field="limit")
-    member_check(user=user, conversation_id=conversation_id)
+    if not member_known:
+        member_check(user=user, conversation_id=conversation_id)
     messages = Message.objects.visible_to(user).filter(conversation_id=conversation_id)
     if after is not None:
         messages = messages.after(after)

@@ -35,6 +35,17 @@ def test_ids_grow_within_a_conversation(alice, bob):
     assert [m["id"] for m in history] == sorted(m["id"] for m in history)
 
 
+def test_a_page_whose_membership_the_caller_knows_shows_a_stranger_nothing(alice, bob, carol):
+    """member_known skips the query that says why; the page itself still reads only what the user may see."""
+    group = make_group(alice, bob)
+    send(alice, group, "for members")
+    page, _ = services.history_page(user=bob, conversation_id=group.pk, after=0, member_known=True)
+    assert [m["body"] for m in page if m["kind"] == "text"] == ["for members"]
+    assert services.history_page(user=carol, conversation_id=group.pk, after=0, member_known=True) == ([], False)
+    with pytest.raises(NotMember):
+        services.history_page(user=carol, conversation_id=group.pk, after=0)
+
+
 def test_duplicate_client_id_stores_nothing(alice, bob):
     group = make_group(alice, bob)
     first, created = services.message_send(sender=alice, conversation_id=group.pk, client_id="x", body="one")
