@@ -37,6 +37,8 @@ TYPING_INTERVAL = 3.0
 PRESENCE_REFRESH_INTERVAL = 30.0
 # Close code for a socket this server cannot serve right now: the client reconnects and syncs.
 CLOSE_SERVER_ERROR = 1011
+# The close code of a server that stops (Uvicorn, Gunicorn's workers, chatterbox.daphne_server).
+CLOSE_SERVICE_RESTART = 1012
 
 
 def _integer(value) -> bool:
@@ -126,6 +128,31 @@ def socket_open(user, *, token_id: int | None) -> tuple[int | None, dict, list, 
     newest, peers = found
     online_now, online = presence_open(user.pk, peers)
     return None, newest, sorted(online), online_now
+
+
+async def presence_announce(user_id: int, conversation_ids, *, online: bool) -> None:
+    event = {"type": "chat.presence", "user": user_id, "online": online}
+    await asyncio.gather(*(events.conversation_send(conversation_id, event) for conversation_id in conversation_ids))
+
+
+# Closed sockets waiting out settings.PRESENCE_OFFLINE_GRACE before they count out.
+_presence_leaving: set[asyncio.Task] = set()
+
+
+async def presence_leave(user_id: int, conversation_ids: tuple[int, ...], *, after: float = 0) -> None:
+    """Count a closed socket out `after` seconds (settings.PRESENCE_OFFLINE_GRACE); if it was the user's last, say so.
+
+    A user whose socket comes back meanwhile (a reload, a network change, a reconnect storm) is
+    never shown offline and online again: their count never reached zero, so there is nothing to
+    announce either way. A failure is logged; the entry then expires with PRESENCE_TTL.
+    """
+    try:
+        await asyncio.sleep(after)
+        if await database_sync_to_async(presence_disconnect)(user_id):
+            await database_sync_to_async(user_seen)(user_id=user_id)
+            await presence_announce(user_id, conversation_ids, online=False)
+    except Exception:
+        log.exception("Counting a closed socket of user %s out failed.", user_id)
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
@@ -265,9 +292,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self._unlisten_all()
         if self.user is None:
             return
-        if self.present and await database_sync_to_async(presence_disconnect)(self.user.pk):
-            await database_sync_to_async(user_seen)(user_id=self.user.pk)
-            await self._presence_announce(online=False)
+        if self.present:
+            conversation_ids = tuple(self.conversations)
+            # A server that stops (1012) counts its sockets out at once: its pending graces would die with it.
+            if settings.PRESENCE_OFFLINE_GRACE > 0 and code != CLOSE_SERVICE_RESTART:
+                leave = presence_leave(self.user.pk, conversation_ids, after=settings.PRESENCE_OFFLINE_GRACE)
+                _presence_leaving.add(task := asyncio.get_running_loop().create_task(leave))
+                task.add_done_callback(_presence_leaving.discard)
+            else:
+                await presence_leave(self.user.pk, conversation_ids)
 
     # Frames from the client
 
@@ -388,10 +421,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await database_sync_to_async(presence_refresh)(self.user.pk)
 
     async def _presence_announce(self, *, online: bool) -> None:
-        event = {"type": "chat.presence", "user": self.user.pk, "online": online}
-        await asyncio.gather(
-            *(events.conversation_send(conversation_id, event) for conversation_id in self.conversations)
-        )
+        await presence_announce(self.user.pk, self.conversations, online=online)
 
     # Events from the channel layer, through the process's hub
 

@@ -373,6 +373,9 @@ CHAT_GROUP_MAX_MEMBERS = env_int("CHAT_GROUP_MAX_MEMBERS", 256)
 # Larger WebSocket frames are answered with `too_large`; keep the server's own limit
 # (WEBSOCKET_MAX_BYTES in chatterbox/serve.py) above this so the client gets that answer, not a dropped socket.
 WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 256 * 1024)
+# Seconds a user stays online after their last socket closes: one back within them (a reload, a
+# reconnect) is never announced offline and online again.
+PRESENCE_OFFLINE_GRACE = float(os.environ.get("PRESENCE_OFFLINE_GRACE", "5"))
 # Threads for the reads that opening and syncing a socket cost (chat.consumers.read_async). On
 # PostgreSQL several run at once, a pooled connection each, so that a reconnect storm's round trips
 # overlap; SQLite gains nothing from more than one.

@@ -34,6 +34,14 @@ CHROMIUM_ARGS = [
 # Playwright's sync API runs an event loop in the test's thread; Django's ORM guard would
 # then refuse the test's own (synchronous) queries.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+# Presence follows a socket's close at once in tests (servers they start inherit this), except
+# where a test sets a grace of its own (tests/chat/test_consumer.py).
+os.environ.setdefault("PRESENCE_OFFLINE_GRACE", "0")
+
+
+@pytest.fixture(autouse=True)
+def _presence_at_once(settings):
+    settings.PRESENCE_OFFLINE_GRACE = float(os.environ["PRESENCE_OFFLINE_GRACE"])
 
 
 @pytest.fixture(autouse=True)

@@ -107,6 +107,30 @@ async def test_hello_then_presence_on_first_open_and_last_close(alice, bob, caro
     assert (await db(User.objects.get)(pk=alice.pk)).last_seen_at is not None
 
 
+async def test_a_socket_back_within_the_grace_is_never_shown_offline(alice, bob, connect, settings):
+    """A reload or a reconnect storm: no offline and online again; a user who stays away goes offline after it."""
+    settings.PRESENCE_OFFLINE_GRACE = 0.5
+    await db(make_group)(alice, bob)
+    bob_socket = await connect(bob)
+    bob_socket.skip = set()
+    alice_socket = await connect(alice)
+    assert await bob_socket.receive() == {"type": "presence", "user": alice.pk, "online": True}
+    await alice_socket.close()
+    alice_socket = await connect(alice)
+    assert alice_socket.hello["online"] == [bob.pk]
+    await asyncio.sleep(0.8)
+    # The first socket's count ran out after its grace, but the second keeps her online: nothing to say.
+    await bob_socket.barrier()
+    assert (await db(User.objects.get)(pk=alice.pk)).last_seen_at is None
+
+    await alice_socket.close()
+    await bob_socket.barrier()  # not at once
+    started = asyncio.get_running_loop().time()
+    assert await bob_socket.receive() == {"type": "presence", "user": alice.pk, "online": False}
+    assert asyncio.get_running_loop().time() - started > 0.2
+    assert (await db(User.objects.get)(pk=alice.pk)).last_seen_at is not None
+
+
 async def test_send_acks_and_reaches_every_socket(alice, bob, connect):
     group = await db(make_group)(alice, bob)
     tab1, tab2, bob_socket = await connect(alice), await connect(alice), await connect(bob)

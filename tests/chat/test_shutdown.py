@@ -7,6 +7,7 @@ import signal
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from chat.presence import users_online
 from chatterbox import serve
 from tests.chat.conftest import LiveSocket, db, make_group, session_cookie
 
@@ -25,7 +26,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
     ],
 )
 async def test_sigterm_closes_open_sockets_with_1012(server_factory, server, workers, alice, bob):
-    process = server_factory(f"shutdown-{server}-{workers}", server=server, workers=workers)
+    # A long presence grace: a stopping server must count its sockets out at once all the same.
+    process = server_factory(
+        f"shutdown-{server}-{workers}", server=server, workers=workers, PRESENCE_OFFLINE_GRACE="60"
+    )
     group = await db(make_group)(alice, bob)
     alice_socket = await LiveSocket.open(process, await db(session_cookie)(alice))
     bob_socket = await LiveSocket.open(process, await db(session_cookie)(bob))
@@ -41,3 +45,5 @@ async def test_sigterm_closes_open_sockets_with_1012(server_factory, server, wor
         assert closed.value.rcvd.code == 1012
     # Uvicorn ends by re-raising the signal once it has shut down; Daphne and Gunicorn exit with 0.
     assert await asyncio.to_thread(process.process.wait, 15) in (0, -signal.SIGTERM)
+    if os.environ.get("REDIS_URL"):  # the presence counts live in Redis, shared with this test
+        assert await db(users_online)([alice.pk, bob.pk]) == set()
