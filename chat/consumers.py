@@ -467,7 +467,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.delivered[message["conversation"]] = message["id"]
 
     def catch_up(self, conversation_id: int) -> None:
-        """Send what this socket missed in the conversation (asked by chat.fanout's watcher)."""
+        """Send what this socket missed in the conversation (asked by chat.fanout's watcher).
+
+        Not before hello: a socket still connecting holds its live events until then, and a later
+        look finds it behind again if it still is.
+        """
+        if self.early is not None:
+            return
         if conversation_id in self.conversations and conversation_id not in self.held and not self.closing:
             self.held[conversation_id] = []
             self._catch_up_start(conversation_id)

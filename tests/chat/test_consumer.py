@@ -15,6 +15,7 @@ from django.test import Client
 from accounts import services as accounts_services
 from accounts.models import User
 from chat import events, services
+from chat.consumers import ChatConsumer
 from chat.models import Message
 from chat.presence import users_online
 from tests.chat.conftest import (
@@ -129,6 +130,25 @@ async def test_a_socket_back_within_the_grace_is_never_shown_offline(alice, bob,
     assert await bob_socket.receive() == {"type": "presence", "user": alice.pk, "online": False}
     assert asyncio.get_running_loop().time() - started > 0.2
     assert (await db(User.objects.get)(pk=alice.pk)).last_seen_at is not None
+
+
+async def test_a_repair_asked_while_a_socket_connects_waits_for_hello(alice, bob, connect, monkeypatch):
+    """The delivery watcher may find a socket behind before its hello: hello still comes first, then the message."""
+    group = await db(make_group)(alice, bob)
+    announce = ChatConsumer._presence_announce
+
+    async def behind_then_announce(self, *, online):
+        if self.user.pk == alice.pk and online:
+            # A message stored after this socket read its newest ids; the watcher asks for a repair.
+            await db(send)(bob, group, "meanwhile", client_id="meanwhile")
+            self.catch_up(group.pk)
+            await asyncio.gather(*self.tasks)
+        await announce(self, online=online)
+
+    monkeypatch.setattr(ChatConsumer, "_presence_announce", behind_then_announce)
+    alice_socket = await connect(alice)  # asserts that the first frame is hello
+    assert (await alice_socket.receive_type("message.new"))["message"]["body"] == "meanwhile"
+    await alice_socket.barrier()
 
 
 async def test_send_acks_and_reaches_every_socket(alice, bob, connect):
