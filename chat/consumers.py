@@ -112,22 +112,22 @@ def frame_check(frame) -> tuple[str, dict]:
     return kind, fields
 
 
-def socket_open(user, *, token_id: int | None) -> tuple[int | None, dict, list, bool]:
+def socket_open(user, *, token_id: int | None) -> tuple[int | None, dict, set, list, bool]:
     """Everything a new socket reads once it listens to its groups, in one trip to the database thread.
 
     Return the close code if the socket may not stay (4403 banned, 4401 token revoked since the
-    sign-in read it), the user's conversations with their newest message ids, the peers online,
-    and whether this socket brought the user online.
+    sign-in read it), the user's conversations with their newest message ids, the plaintext ones
+    among them, the peers online, and whether this socket brought the user online.
     """
     refused = token_refused(user_id=user.pk, token_id=token_id) if token_id is not None else None
     if refused:
-        return refused, {}, [], False
+        return refused, {}, set(), [], False
     found = services.socket_session(user=user)
     if found is None:  # banned since the sign-in read the user
-        return 4403, {}, [], False
-    newest, peers = found
+        return 4403, {}, set(), [], False
+    newest, plaintext, peers = found
     online_now, online = presence_open(user.pk, peers)
-    return None, newest, sorted(online), online_now
+    return None, newest, plaintext, sorted(online), online_now
 
 
 async def presence_announce(user_id: int, conversation_ids, *, online: bool) -> None:
@@ -165,6 +165,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     user = None
     closing = False
     conversations: set[int] = frozenset()
+    # The plaintext ones among them (kind and encryption never change): their history is a plain query.
+    plaintext: set[int] = frozenset()
     groups_joined: list[str] = ()
     session_tag = credentials_group = None
 
@@ -255,7 +257,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             self.session_tag = events.session_tag(session_key)
         self.credentials_group = self.groups_joined[0]
         await self._listen(events.user_group(self.user.pk))
-        refused, newest, online, online_now = await read_async(socket_open)(self.user, token_id=token_id)
+        refused, newest, self.plaintext, online, online_now = await read_async(socket_open)(
+            self.user, token_id=token_id
+        )
         if refused:
             await self.close(code=refused)
             return
@@ -368,7 +372,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def frame_sync(self, *, conversation: int, after: int, limit: int = services.HISTORY_PAGE_MAX):
         await self._member_require(conversation)
         messages, has_more = await read_async(services.history_page)(
-            user=self.user, conversation_id=conversation, after=after, limit=limit, member_known=True
+            user=self.user,
+            conversation_id=conversation,
+            after=after,
+            limit=limit,
+            member_known=True,
+            plaintext=conversation in self.plaintext,
         )
         if not has_more:
             # The client is now up to date here; live messages up to this id are duplicates.
@@ -502,7 +511,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         while has_more and not self.closing:
             try:
                 messages, has_more = await read_async(services.history_page)(
-                    user=self.user, conversation_id=conversation_id, after=after, limit=100, member_known=True
+                    user=self.user,
+                    conversation_id=conversation_id,
+                    after=after,
+                    limit=100,
+                    member_known=True,
+                    plaintext=conversation_id in self.plaintext,
                 )
             except DomainError:
                 return
@@ -584,6 +598,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         conversation = self._conversation_for_me(event["conversation"])
         if conversation is not None:
             await self._group_join(conversation["id"])
+            if not conversation["encrypted"]:
+                self.plaintext = {*self.plaintext, conversation["id"]}
             self.delivered.setdefault(conversation["id"], conversation["last_message_id"] or 0)
             await self.send_json({"type": "conversation.added", "conversation": conversation})
             await self._presence_share(conversation)

@@ -31,6 +31,7 @@ def history_page(
     before: int | None = None,
     limit: int = 50,
     member_known: bool = False,
+    plaintext: bool = False,
 ) -> tuple[list[dict], bool]:
     """Return up to limit messages, oldest first, and whether there are more.
 
@@ -38,13 +39,20 @@ def history_page(
     `before`, or at the newest message (scrolling back). `member_known`: the caller checked the
     membership already (a socket, from its own state), so the page costs no query to say why it
     would be refused; it is empty for someone who is no member (the query reads only what the
-    user may see).
+    user may see). `plaintext` as well: the caller knows the conversation is not encrypted (which
+    never changes), so every message is the member's to see and the query is a plain one.
     """
     if not 1 <= limit <= HISTORY_PAGE_MAX:
         raise Invalid(f"limit must be 1 to {HISTORY_PAGE_MAX}.", field="limit")
     if not member_known:
         member_check(user=user, conversation_id=conversation_id)
-    messages = Message.objects.visible_to(user).filter(conversation_id=conversation_id)
+    if member_known and plaintext:
+        # A member of a plaintext conversation sees all of it: no key to join, no membership to test.
+        messages = Message.objects.filter(conversation_id=conversation_id).select_related(
+            "sender", "conversation", "attachment"
+        )
+    else:
+        messages = Message.objects.visible_to(user).filter(conversation_id=conversation_id)
     if after is not None:
         messages = messages.after(after)
         if before is not None:
@@ -85,29 +93,33 @@ def _with_last_messages(user: User, conversations: list) -> list[dict]:
     return objects
 
 
-def socket_session(*, user: User) -> tuple[dict[int, int], list[int]] | None:
-    """Return the user's conversations with their newest message id, and the users sharing one.
+def socket_session(*, user: User) -> tuple[dict[int, int], set[int], list[int]] | None:
+    """Return the user's conversations with their newest message id, the plaintext ones among them,
+    and the users sharing one.
 
     None if the account is no longer active (banned). Two queries written once in SQL: every
     socket that opens asks them.
     """
     membership = _table(Membership)
     rows = _rows(
-        f"SELECT u.is_active, m.conversation_id, {_newest_sql('m.conversation_id')} FROM {_table(User)} u "  # noqa: S608
-        f"LEFT JOIN {membership} m ON m.user_id = u.id WHERE u.id = %s ORDER BY m.conversation_id",
+        f"SELECT u.is_active, m.conversation_id, c.encrypted, {_newest_sql('m.conversation_id')} "  # noqa: S608
+        f"FROM {_table(User)} u LEFT JOIN {membership} m ON m.user_id = u.id "
+        f"LEFT JOIN {_table(Conversation)} c ON c.id = m.conversation_id WHERE u.id = %s ORDER BY m.conversation_id",
         [user.pk],
     )
     if not rows or not rows[0][0]:
         return None
-    newest = {conversation_id: latest or 0 for _, conversation_id, latest in rows if conversation_id is not None}
+    mine = [(conversation_id, encrypted, latest) for _, conversation_id, encrypted, latest in rows if conversation_id]
+    newest = {conversation_id: latest or 0 for conversation_id, _, latest in mine}
+    plaintext = {conversation_id for conversation_id, encrypted, _ in mine if not encrypted}
     if not newest:
-        return newest, []
+        return newest, plaintext, []
     rows = _rows(
         f"SELECT DISTINCT p.user_id FROM {membership} p JOIN {membership} m "  # noqa: S608
         "ON m.conversation_id = p.conversation_id WHERE m.user_id = %s AND p.user_id <> %s",
         [user.pk, user.pk],
     )
-    return newest, [user_id for (user_id,) in rows]
+    return newest, plaintext, [user_id for (user_id,) in rows]
 
 
 def is_member(*, user: User, conversation_id: int) -> bool:

@@ -44,6 +44,12 @@ def test_a_page_whose_membership_the_caller_knows_shows_a_stranger_nothing(alice
     assert services.history_page(user=carol, conversation_id=group.pk, after=0, member_known=True) == ([], False)
     with pytest.raises(NotMember):
         services.history_page(user=carol, conversation_id=group.pk, after=0)
+    # Known to be plaintext too: the plain query gives the same page as the one that joins keys.
+    full = services.history_page(user=bob, conversation_id=group.pk, after=0, limit=2)
+    assert (
+        services.history_page(user=bob, conversation_id=group.pk, after=0, limit=2, member_known=True, plaintext=True)
+        == full
+    )
 
 
 def test_duplicate_client_id_stores_nothing(alice, bob):
