@@ -10,14 +10,12 @@ Guarantees kept here (docs/protocol.md "Guarantees", docs/performance.md for the
   still reaches every open socket within about 3 s: chat.fanout's watcher repairs it.
 
 The writer: sends from every socket of the process wait in one queue; one database thread, on a
-connection it keeps open, takes all that are waiting (up to BATCH_MAX) into one transaction with a
-savepoint per message (group commit), while the event loop acks and broadcasts the previous batch.
+connection it keeps open, takes all that are waiting (up to BATCH_MAX) into one transaction (group
+commit): the accepted sends in one insert, a send with a file alone in a savepoint of its own, while
+the event loop acks and broadcasts the previous batch.
 The database thread never waits for the event loop.
 
-Measured with `bench/run.py` (docs/performance.md; a shared 2-core machine at load average 13, so
-only the ratios are steady): a reconnect storm of 500 sockets loses, duplicates and strands
-nothing on both configurations; 100-member fan-out costs 255 us of server CPU per delivery embedded
-(1.5x the Channels tutorial) and 590 us on Redis; 1:1 traffic 4.0 ms per stored message embedded.
+What it costs, measured with `bench/run.py`, is in docs/performance.md.
 """
 
 import asyncio
