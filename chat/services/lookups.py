@@ -69,6 +69,14 @@ def _newest_sql(conversation_column: str) -> str:
     )
 
 
+def _newest_ids_query(conversation_ids: list[int]) -> tuple[str, list[int]]:
+    """The query for (conversation id, newest message id or NULL) of each conversation, and its parameters."""
+    return (
+        f"SELECT c.id, {_newest_sql('c.id')} FROM {_table(Conversation)} c WHERE c.id IN ({_marks(conversation_ids)})",  # noqa: S608
+        conversation_ids,
+    )
+
+
 def _active_users(usernames: list[str]) -> list[User]:
     """Return the active users with these usernames, in any case, or raise NotFound naming the missing ones."""
     wanted = list({username.lower(): username for username in reversed(usernames)}.values())[::-1]

@@ -19,7 +19,7 @@ from chat.services.lookups import (
     _latest_message_id,
     _marks,
     _membership_require,
-    _newest_sql,
+    _newest_ids_query,
     _quote,
     _rows_many,
     _table,
@@ -121,10 +121,7 @@ class StoreContext:
                 f"SELECT {columns} FROM {conversation} WHERE id IN ({_marks(wanted)}) ORDER BY id{lock}",  # noqa: S608
                 wanted,
             )
-            queries["newest"] = (
-                f"SELECT c.id, {_newest_sql('c.id')} FROM {conversation} c WHERE c.id IN ({_marks(wanted)})",  # noqa: S608
-                wanted,
-            )
+            queries["newest"] = _newest_ids_query(wanted)
         pairs = {(conversation_id, sender.pk) for sender, conversation_id, _, _ in sends} - set(self.members)
         if pairs:
             senders = sorted({sender_id for _, sender_id in pairs})

@@ -5,7 +5,7 @@ from django.db.models import Exists, OuterRef
 from accounts.models import User
 from chat import events
 from chat.models import Conversation, Membership, Message
-from chat.services.lookups import _marks, _newest_sql, _rows, _table
+from chat.services.lookups import _newest_ids_query, _newest_sql, _rows, _table
 from chat.services.reactions import reactions_attach
 from chatterbox.errors import Invalid, NotFound, NotMember
 
@@ -131,9 +131,5 @@ def newest_message_ids(conversation_ids: list[int]) -> dict[int, int]:
     found = {}
     for start in range(0, len(conversation_ids), 500):
         chunk = conversation_ids[start : start + 500]
-        rows = _rows(
-            f"SELECT c.id, {_newest_sql('c.id')} FROM {_table(Conversation)} c WHERE c.id IN ({_marks(chunk)})",  # noqa: S608
-            chunk,
-        )
-        found.update((cid, latest or 0) for cid, latest in rows)
+        found.update((cid, latest or 0) for cid, latest in _rows(*_newest_ids_query(chunk)))
     return found
