@@ -37,9 +37,10 @@ def presence_open(user_id: int, peer_ids: list[int]) -> tuple[bool, set[int]]:
     backend = caches["default"]
     if not isinstance(backend, RedisCache):
         return presence_connect(user_id), users_online(peer_ids)
+    key = backend.make_key(_key(user_id))
     pipeline = backend._cache.get_client(write=True).pipeline(transaction=False)
-    pipeline.incr(backend.make_key(_key(user_id)))
-    pipeline.expire(backend.make_key(_key(user_id)), PRESENCE_TTL)
+    pipeline.incr(key)
+    pipeline.expire(key, PRESENCE_TTL)
     if peer_ids:
         pipeline.mget([backend.make_key(_key(uid)) for uid in peer_ids])
     count, _, *found = pipeline.execute()
