@@ -4,7 +4,13 @@ Django builds a cache object per async context: every ASGI request and every Web
 own, and with it a new Redis connection pool that opens a new connection on first use and is
 never closed. Under load that is a TCP connection (and a package-metadata read in redis-py) per
 socket: a third of the server's time while 1,000 sockets connect. Here every cache object of a
-process with the same settings shares one client; redis-py's pools are thread-safe.
+process with the same settings shares one client; redis-py's pools are thread-safe. That client
+also keeps one redis-py client object per pool, where Django's builds a new one for every call
+(its constructor cost as much as the round trip of the call).
+
+`clear()` deletes this cache's keys only, where Django's flushes the whole Redis database: the
+channel layer keeps its groups in the same database, and a flush would silently unsubscribe every
+process from the conversations it serves.
 """
 
 import threading
@@ -16,7 +22,26 @@ _clients: dict[tuple, redis.RedisCacheClient] = {}
 _lock = threading.Lock()
 
 
+class SharedRedisCacheClient(redis.RedisCacheClient):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._redis_clients: dict[int, object] = {}
+
+    def get_client(self, key=None, *, write=False):
+        index = self._get_connection_pool_index(write)
+        client = self._redis_clients.get(index)
+        if client is None:
+            if index not in self._pools:
+                self._pools[index] = self._pool_class.from_url(self._servers[index], **self._pool_options)
+            client = self._redis_clients[index] = self._client(connection_pool=self._pools[index])
+        return client
+
+
 class RedisCache(redis.RedisCache):
+    def __init__(self, server, params):
+        super().__init__(server, params)
+        self._class = SharedRedisCacheClient
+
     @cached_property
     def _cache(self):
         key = (tuple(self._servers), repr(sorted(self._options.items())))
@@ -24,6 +49,13 @@ class RedisCache(redis.RedisCache):
             client = _clients.get(key)
             if client is None:
                 client = _clients[key] = self._class(self._servers, **self._options)
-                # Made here, under the lock, so that threads never race to make a pool each.
-                client._get_connection_pool(write=True)
+                # Made here, under the lock, so that threads never race to make a pool (and client) each.
+                client.get_client(write=True)
             return client
+
+    def clear(self):
+        client = self._cache.get_client(write=True)
+        # Django's keys are "prefix:version:key"; the channel layer's may share the prefix, never a version.
+        keys = client.scan_iter(match=f"{self.key_prefix}:[0-9]*:*", count=1000)
+        while batch := [key for _, key in zip(range(1000), keys, strict=False)]:
+            client.unlink(*batch)
