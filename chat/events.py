@@ -19,6 +19,11 @@ from accounts.models import User, UserKey
 from chat.models import Attachment, Membership, Message
 from chat.presence import presence_clear
 
+# Every user's, session's and token's events cross the channel layer in this one group, tagged with
+# the group they are for: they are rare (sign-outs, bans, memberships), and each process's hub
+# subscribes to it once, so a socket joins its own groups without a round trip to the layer.
+PERSONAL_GROUP = "personal"
+
 
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
@@ -184,11 +189,11 @@ def json_text(shared: dict) -> str:
 def broadcast(group: str, event: dict) -> None:
     """Send an event to a group in every process, from synchronous code.
 
-    An event without a conversation is tagged with its group, by which each process's hub
-    (chat.fanout) finds the sockets listening there.
+    An event without a conversation (a user's, session's or token's) goes to PERSONAL_GROUP,
+    tagged with its group, by which each process's hub (chat.fanout) finds the sockets listening there.
     """
     if "conversation_id" not in event:
-        event = {**event, "group": group}
+        event, group = {**event, "group": group}, PERSONAL_GROUP
     send = async_to_sync(get_channel_layer().group_send)
     try:
         asyncio.get_running_loop()

@@ -6,9 +6,9 @@ conversation's group, and the hub hands each event it receives straight to this 
 there (`ChatConsumer.hub_event`), on the event loop, without a queue, a thread hop or a copy per
 socket. With channels-redis that is one Redis push and pop per process and event where it was one
 per socket; in one process (the in-memory layer) one queue put per event. A user's, a session's
-and a token's group (bans, sign-outs, memberships) arrive the same way, so a socket has no
-channel-layer channel of its own: opening one costs no layer round trip once its process is
-subscribed to its groups.
+and a token's events (bans, sign-outs, memberships) arrive the same way, all through one layer
+group (chat.events.PERSONAL_GROUP) that the hub subscribes to once: a socket has no
+channel-layer channel of its own, and joining its groups costs no layer round trip.
 
 A subscription outlives its last socket by IDLE_UNSUBSCRIBE seconds, so a reconnect storm does not
 unsubscribe and subscribe again; subscribing and unsubscribing a conversation are serialized by a
@@ -32,6 +32,8 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from chat.events import PERSONAL_GROUP, conversation_group
+
 log = logging.getLogger(__name__)
 
 HEAL_INTERVAL = 1.0
@@ -48,7 +50,8 @@ class Hub:
     """The sockets of one event loop by conversation and group, the loop's layer subscriptions and its watcher.
 
     A key is a conversation id (its events carry `conversation_id`) or the name of a user,
-    session or token group (its events carry `group`, added by chat.events.broadcast).
+    session or token group (its events carry `group`, added by chat.events.broadcast, and reach
+    the process through PERSONAL_GROUP, which stays subscribed while the process runs).
     """
 
     def __init__(self):
@@ -66,6 +69,8 @@ class Hub:
     async def join(self, key: int | str, consumer) -> None:
         """Deliver the conversation's or group's events to the consumer; return once the process is subscribed."""
         self.sockets[key].add(consumer)
+        if not isinstance(key, int):
+            key = PERSONAL_GROUP
         self.idle_since.pop(key, None)
         if key not in self.subscribed:
             await self._subscribe(key)
@@ -77,12 +82,12 @@ class Hub:
         consumers.discard(consumer)
         if not consumers:
             del self.sockets[key]
-            self.idle_since[key] = time.monotonic()
+            if isinstance(key, int):
+                self.idle_since[key] = time.monotonic()
 
     @staticmethod
     def _group(key: int | str) -> str:
-        from chat.events import conversation_group
-
+        """The layer group of a subscription: a conversation's, or PERSONAL_GROUP."""
         return conversation_group(key) if isinstance(key, int) else key
 
     async def _subscribe(self, key: int | str) -> None:
