@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import User
 from chat import events
 from chat.models import Message, Reaction
+from chat.services.lookups import _marks, _rows, _table
 from chatterbox.errors import Invalid, NotFound
 
 EMOJI_MAX_CODE_POINTS = 16
@@ -97,6 +98,9 @@ def reactions_attach(messages) -> None:
     if not plain:
         return
     by_id = {message.pk: message for message in plain}
-    rows = Reaction.objects.filter(message_id__in=by_id).order_by("id").values_list("message_id", "emoji", "user_id")
+    rows = _rows(
+        f"SELECT message_id, emoji, user_id FROM {_table(Reaction)} WHERE message_id IN ({_marks(by_id)}) ORDER BY id",  # noqa: S608
+        list(by_id),
+    )
     for message_id, emoji, user_id in rows:
         by_id[message_id].reaction_map.setdefault(emoji, []).append(user_id)
