@@ -1,5 +1,9 @@
 """Sessions and the credentials a socket was opened with: checking them and ending them."""
 
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import import_module
 
 from allauth.usersessions.models import UserSession
@@ -9,6 +13,7 @@ from django.contrib.sessions.models import Session
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+from django.utils.dateparse import parse_datetime
 
 from accounts.models import ApiToken, User
 from accounts.signals import signed_out
@@ -19,46 +24,118 @@ def session_store(session_key: str | None = None):
     return import_module(settings.SESSION_ENGINE).SessionStore(session_key)
 
 
-def socket_signin(*, session_key: str | None, raw_token: str | None) -> tuple[int | None, User | None, int | None]:
-    """Who a new socket is: (close code or None, the user, the API token's id or None).
+@dataclass(frozen=True)
+class SocketCredentials:
+    """Whom a socket's handshake names: by a session (signed in with `session_hash`, until `expires`) or a token."""
 
-    A bearer token wins over the session cookie, as on the API. A session costs two queries: its
-    row, unexpired, and its user, active, whose password hash must still be the one the session
-    was signed in with (a password change signs out), as Django's own `get_user` checks. Refused
-    with 4401: neither signs an active user in.
+    user_id: int
+    token_id: int | None = None
+    session_hash: str | None = None
+    expires: datetime | None = None
+
+    def hold_for(self, user: User | None) -> bool:
+        """Whether they still sign the user in: an active account, and for a session the password it
+        was signed in with (a password change signs out), as Django's own `get_user` checks."""
+        if user is None or not user.is_active or user.pk != self.user_id:
+            return False
+        if self.token_id is not None:
+            return True
+        hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+        return any(constant_time_compare(self.session_hash or "", expected) for expected in hashes)
+
+
+def socket_signin(*, session_key: str | None, raw_token: str | None) -> SocketCredentials | None:
+    """Whom a new socket's credentials name, or None (the socket closes with 4401).
+
+    A bearer token wins over the session cookie, as on the API. A session costs one query: its
+    row, unexpired. Its user is read, and checked (`SocketCredentials.hold_for`), once the
+    socket listens for that user's events (chat.consumers.socket_open).
     """
     if raw_token:
         token = token_find(raw_token)
         if token is not None:
-            return None, token.user, token.pk
+            return SocketCredentials(user_id=token.user_id, token_id=token.pk)
     if not session_key:
-        return 4401, None, None
+        return None
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT session_data FROM {Session._meta.db_table} WHERE session_key = %s AND expire_date > %s",  # noqa: S608
+            f"SELECT session_data, expire_date FROM {Session._meta.db_table} "  # noqa: S608
+            "WHERE session_key = %s AND expire_date > %s",
             [session_key, connection.ops.adapt_datetimefield_value(timezone.now())],
         )
         row = cursor.fetchone()
     if row is None:
-        return 4401, None, None
+        return None
     data = session_store().decode(row[0])
     user_id = str(data.get(SESSION_KEY, ""))
     if not user_id.isdigit() or data.get(BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS:
-        return 4401, None, None
-    # Raw: building the ORM's query cost as much as running it, on every socket that opens.
-    found = User.objects.raw(
-        f"SELECT * FROM {connection.ops.quote_name(User._meta.db_table)} WHERE id = %s AND is_active",  # noqa: S608
-        [int(user_id)],
-    )
-    user = next(iter(found), None)
-    if user is None or not _session_hash_matches(user, data.get(HASH_SESSION_KEY)):
-        return 4401, None, None
-    return None, user, None
+        return None
+    expires = row[1]
+    if isinstance(expires, str):  # SQLite
+        expires = parse_datetime(expires)
+    if timezone.is_naive(expires):
+        expires = timezone.make_aware(expires, UTC)
+    return SocketCredentials(user_id=int(user_id), session_hash=data.get(HASH_SESSION_KEY), expires=expires)
 
 
-def _session_hash_matches(user: User, stored: str | None) -> bool:
-    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
-    return any(constant_time_compare(stored or "", expected) for expected in hashes)
+class SignedInSessions:
+    """The sessions this process's sockets signed in with lately, so that another tab, a reload or
+    a reconnect storm opens its socket without reading the session again.
+
+    An entry is dropped when its session ends or moves, or its user is signed out or banned (the
+    personal events every process's fan-out hub receives, chat.fanout), when the hub cannot
+    receive, and at the latest REMEMBER_SECONDS after it was read; never past the session's
+    expiry. A read that an ending overtook is not remembered (`generation`). The user row is read
+    and checked on every socket all the same (`SocketCredentials.hold_for`).
+    """
+
+    REMEMBER_SECONDS = 30.0
+    LIMIT = 50_000
+
+    def __init__(self):
+        self.entries: dict[str, tuple[SocketCredentials, float]] = {}
+        self.generation = 0
+
+    def find(self, session_key: str) -> SocketCredentials | None:
+        found = self.entries.get(session_tag(session_key))
+        if found is None:
+            return None
+        credentials, until = found
+        if time.monotonic() > until or credentials.expires <= timezone.now():
+            self.entries.pop(session_tag(session_key), None)
+            return None
+        return credentials
+
+    def remember(self, session_key: str, credentials: SocketCredentials, *, generation: int) -> None:
+        """Keep what a read found, unless an ending arrived since it began (`generation`, taken before)."""
+        if generation != self.generation or credentials.token_id is not None:
+            return
+        if len(self.entries) >= self.LIMIT:
+            self.entries.clear()
+        self.entries[session_tag(session_key)] = (credentials, time.monotonic() + self.REMEMBER_SECONDS)
+
+    def event(self, group: str, event: dict) -> None:
+        """Forget what a personal event ends: a session's, or every session of a user."""
+        if event.get("type") not in ("chat.signed.out", "chat.session.moved", "chat.user.banned"):
+            return
+        self.generation += 1
+        kind, _, name = group.partition(".")
+        if kind == "session":
+            self.entries.pop(name, None)
+        elif kind == "user":
+            user_id = int(name)
+            for tag, (credentials, _) in list(self.entries.items()):
+                if credentials.user_id == user_id:
+                    del self.entries[tag]
+
+    def clear(self) -> None:
+        self.generation += 1
+        self.entries.clear()
+
+
+def session_tag(session_key: str) -> str:
+    """Name a session without writing its key (a credential) into the channel layer."""
+    return hashlib.sha256(session_key.encode()).hexdigest()[:32]
 
 
 def token_refused(*, user_id: int, token_id: int) -> int | None:

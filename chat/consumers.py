@@ -21,8 +21,9 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from accounts.api import user_json
+from accounts.models import User
 from accounts.services import user_seen
-from accounts.sessions import socket_signin, token_refused
+from accounts.sessions import SocketCredentials, session_tag, socket_signin, token_refused
 from chat import events, services
 from chat.fanout import hub
 from chat.message_path import INFRASTRUCTURE_ERRORS, message_writer
@@ -112,22 +113,23 @@ def frame_check(frame) -> tuple[str, dict]:
     return kind, fields
 
 
-def socket_open(user, *, token_id: int | None) -> tuple[int | None, dict, set, list, bool]:
-    """Everything a new socket reads once it listens to its groups, in one trip to the database thread.
+def socket_open(credentials: SocketCredentials) -> tuple[int | None, User | None, dict, set, list, bool]:
+    """Everything a new socket reads once it listens to its user's events, in one trip to a read thread.
 
-    Return the close code if the socket may not stay (4403 banned, 4401 token revoked since the
-    sign-in read it), the user's conversations with their newest message ids, the plaintext ones
-    among them, the peers online, and whether this socket brought the user online.
+    Return the close code if the socket may not stay (4401: the credentials no longer sign the
+    user in: signed out, password changed, token revoked, account deactivated), the user, their
+    conversations with their newest message ids, the plaintext ones among them, the peers
+    online, and whether this socket brought the user online.
     """
-    refused = token_refused(user_id=user.pk, token_id=token_id) if token_id is not None else None
-    if refused:
-        return refused, {}, set(), [], False
-    found = services.socket_session(user=user)
-    if found is None:  # banned since the sign-in read the user
-        return 4403, {}, set(), [], False
-    newest, plaintext, peers = found
+    refused = (None, None, {}, set(), [], False)
+    if credentials.token_id is not None and token_refused(user_id=credentials.user_id, token_id=credentials.token_id):
+        return 4401, *refused[1:]
+    found = services.socket_session(user_id=credentials.user_id)
+    if found is None or not credentials.hold_for(found[0]):
+        return 4401, *refused[1:]
+    user, newest, plaintext, peers = found
     online_now, online = presence_open(user.pk, peers)
-    return None, newest, plaintext, sorted(online), online_now
+    return None, user, newest, plaintext, sorted(online), online_now
 
 
 async def presence_announce(user_id: int, conversation_ids, *, online: bool) -> None:
@@ -243,26 +245,32 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         # Listen to each group before the read that it would correct, so that a sign-out, ban or
         # membership change from then on reaches this socket, and one before is seen by the read.
-        # A session's group is known from its key: listened to before the sign-in reads it.
+        # A session's group is known from its key: listened to before the session is read (or
+        # found among the sessions this process read lately).
+        local = hub()
         if session_key is not None:
-            await self._listen(events.session_group(events.session_tag(session_key)))
-        refused, self.user, token_id = await read_async(socket_signin)(session_key=session_key, raw_token=raw_token)
-        if refused:
-            await self.close(code=refused)
-            return
-        if token_id is not None:
+            await self._listen(events.session_group(session_tag(session_key)))
+        credentials = local.signed_in.find(session_key) if session_key is not None and raw_token is None else None
+        if credentials is None:
+            generation = local.signed_in.generation
+            credentials = await read_async(socket_signin)(session_key=session_key, raw_token=raw_token)
+            if credentials is None:
+                await self.close(code=4401)
+                return
+            if credentials.token_id is None:
+                local.signed_in.remember(session_key, credentials, generation=generation)
+        if credentials.token_id is not None:
             self._unlisten_all()
-            await self._listen(events.token_group(token_id))
+            await self._listen(events.token_group(credentials.token_id))
         else:
-            self.session_tag = events.session_tag(session_key)
+            self.session_tag = session_tag(session_key)
         self.credentials_group = self.groups_joined[0]
-        await self._listen(events.user_group(self.user.pk))
-        refused, newest, self.plaintext, online, online_now = await read_async(socket_open)(
-            self.user, token_id=token_id
-        )
+        await self._listen(events.user_group(credentials.user_id))
+        refused, user, newest, self.plaintext, online, online_now = await read_async(socket_open)(credentials)
         if refused:
             await self.close(code=refused)
             return
+        self.user = user
         self.present = True
         # The client syncs from its own last id; live events from here on must follow these.
         self.delivered = dict(newest)

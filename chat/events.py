@@ -5,7 +5,6 @@ what differs per recipient (the wrapped key of an encrypted message, the member'
 """
 
 import asyncio
-import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +15,7 @@ from django.urls import reverse
 
 from accounts.api import user_json
 from accounts.models import User, UserKey
+from accounts.sessions import session_tag
 from chat.models import Attachment, Membership, Message
 from chat.presence import presence_clear
 
@@ -37,11 +37,6 @@ def conversation_group(conversation_id: int) -> str:
 def conversation_event(conversation_id: int, event: dict) -> dict:
     """Tag an event for a conversation's group: each process's hub hands it to its sockets there."""
     return {**event, "conversation_id": conversation_id}
-
-
-def session_tag(session_key: str) -> str:
-    """Name a session without writing its key (a credential) into the channel layer."""
-    return hashlib.sha256(session_key.encode()).hexdigest()[:32]
 
 
 def session_group(tag: str) -> str:

@@ -32,6 +32,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from accounts.sessions import SignedInSessions
 from chat.events import PERSONAL_GROUP, conversation_group
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class Hub:
         self.channel: str | None = None
         self._starting = asyncio.Lock()
         self.tasks: list[asyncio.Task] = []
+        # Sessions this loop's sockets signed in with lately; kept true by the personal events the hub receives.
+        self.signed_in = SignedInSessions()
 
     # Sockets come and go
 
@@ -144,6 +147,7 @@ class Hub:
                 if asyncio.current_task().cancelling():
                     raise asyncio.CancelledError from error  # a library turned the cancel into an error
                 log.warning("The fan-out hub could not receive: %r", error)
+                self.signed_in.clear()  # an ending may be among what was missed
                 await asyncio.sleep(HEAL_INTERVAL)
                 continue
             for event in batch:
@@ -151,7 +155,10 @@ class Hub:
 
     async def deliver(self, event: dict) -> None:
         key = event.get("conversation_id")
-        consumers = self.sockets.get(key if key is not None else event.get("group"))
+        if key is None:
+            key = event.get("group")
+            self.signed_in.event(key or "", event)
+        consumers = self.sockets.get(key)
         if not consumers:
             return
         handler = get_handler_name(event)

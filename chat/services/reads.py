@@ -149,33 +149,39 @@ def _with_last_messages(user: User, conversations: list) -> list[dict]:
     return objects
 
 
-def socket_session(*, user: User) -> tuple[dict[int, int], set[int], list[int]] | None:
-    """Return the user's conversations with their newest message id, the plaintext ones among them,
-    and the users sharing one.
+# The user row a socket works with, read again on every connect (see socket_session).
+_SOCKET_USER = ModelColumns(User, "u")
 
-    None if the account is no longer active (banned). Two queries written once in SQL: every
-    socket that opens asks them.
+
+def socket_session(*, user_id: int) -> tuple[User, dict[int, int], set[int], list[int]] | None:
+    """Return the user, their conversations with their newest message id, the plaintext ones among
+    them, and the users sharing one; None if there is no such user.
+
+    Two queries written once in SQL (the user row comes with the first): every socket that opens
+    asks them.
     """
     membership = _table(Membership)
     rows = _rows(
-        f"SELECT u.is_active, m.conversation_id, c.encrypted, {_newest_sql('m.conversation_id')} "  # noqa: S608
+        f"SELECT {_SOCKET_USER.sql}, m.conversation_id, c.encrypted, {_newest_sql('m.conversation_id')} "  # noqa: S608
         f"FROM {_table(User)} u LEFT JOIN {membership} m ON m.user_id = u.id "
         f"LEFT JOIN {_table(Conversation)} c ON c.id = m.conversation_id WHERE u.id = %s ORDER BY m.conversation_id",
-        [user.pk],
+        [user_id],
     )
-    if not rows or not rows[0][0]:
+    if not rows:
         return None
-    mine = [(conversation_id, encrypted, latest) for _, conversation_id, encrypted, latest in rows if conversation_id]
+    user = _SOCKET_USER.make(rows[0])
+    at = _SOCKET_USER.width
+    mine = [(row[at], row[at + 1], row[at + 2]) for row in rows if row[at] is not None]
     newest = {conversation_id: latest or 0 for conversation_id, _, latest in mine}
     plaintext = {conversation_id for conversation_id, encrypted, _ in mine if not encrypted}
-    if not newest:
-        return newest, plaintext, []
+    if not newest or not user.is_active:
+        return user, newest, plaintext, []
     rows = _rows(
         f"SELECT DISTINCT p.user_id FROM {membership} p JOIN {membership} m "  # noqa: S608
         "ON m.conversation_id = p.conversation_id WHERE m.user_id = %s AND p.user_id <> %s",
-        [user.pk, user.pk],
+        [user_id, user_id],
     )
-    return newest, plaintext, [user_id for (user_id,) in rows]
+    return user, newest, plaintext, [peer for (peer,) in rows]
 
 
 def is_member(*, user: User, conversation_id: int) -> bool:

@@ -19,6 +19,7 @@ from chat.consumers import ChatConsumer
 from chat.models import Message
 from chat.presence import users_online
 from tests.chat.conftest import (
+    FRAME_TIMEOUT,
     Socket,
     communicator,
     db,
@@ -67,23 +68,85 @@ async def test_inactive_user_refused(alice):
     assert await socket.closed_with() == 4401
 
 
+async def open_with(cookie: str) -> Socket:
+    socket = Socket(communicator(cookie=cookie))
+    connected, _ = await socket.communicator.connect(timeout=FRAME_TIMEOUT)
+    assert connected
+    socket.hello = await socket.receive_type("hello")
+    return socket
+
+
 async def test_user_banned_while_connecting_gets_4403(alice, monkeypatch):
-    """A ban that lands after the sign-in read the user, before the socket listened for it."""
-    from chat import consumers
+    """A ban that lands right after the connect read the user: the socket listened for it first."""
+    from chat import services
     from tests.chat.conftest import session_cookie
 
     cookie = await db(session_cookie)(alice)
-    signin = consumers.socket_signin
+    read = services.socket_session
 
-    def signin_then_ban(**credentials):
-        found = signin(**credentials)
-        User.objects.filter(pk=alice.pk).update(is_active=False)
+    def read_then_ban(**arguments):
+        found = read(**arguments)
+        accounts_services.user_ban(user=User.objects.get(pk=alice.pk))
         return found
 
-    monkeypatch.setattr(consumers, "socket_signin", signin_then_ban)
+    monkeypatch.setattr(services, "socket_session", read_then_ban)
     socket = Socket(communicator(cookie=cookie))
     await socket.communicator.connect()
+    # hello is always the first frame; the ban that arrived meanwhile follows it.
+    assert (await socket.receive())["type"] == "hello"
     assert await socket.closed_with() == 4403
+
+
+async def test_a_process_remembers_a_signed_in_session_until_it_ends(alice, bob, monkeypatch):
+    """Another socket of a session this process read lately opens without reading the session again;
+    once the session ends (logout), it is read again, and refused."""
+    from accounts import sessions
+    from chat import consumers
+    from tests.chat.conftest import session_cookie
+
+    reads = []
+
+    def counted(**credentials):
+        reads.append(credentials["session_key"])
+        return sessions.socket_signin(**credentials)
+
+    monkeypatch.setattr(consumers, "socket_signin", counted)
+    cookie, other = await db(session_cookie)(alice), await db(session_cookie)(bob)
+    first = await open_with(cookie)
+    second = await open_with(cookie)
+    assert second.hello["user"]["id"] == alice.pk
+    bobs = await open_with(other)
+    assert bobs.hello["user"]["id"] == bob.pk
+    assert reads == [cookie, other]
+
+    await db(sessions.session_store(cookie).delete)()
+    await db(events.relay_signed_out)(sender=None, session_keys=[cookie])
+    assert await first.closed_with() == 4401
+    assert await second.closed_with() == 4401
+    socket = Socket(communicator(cookie=cookie))
+    await socket.communicator.connect()
+    assert await socket.closed_with() == 4401
+    assert reads == [cookie, other, cookie]
+    await bobs.close()
+
+
+async def test_a_remembered_session_still_needs_the_users_current_password(alice):
+    from tests.chat.conftest import session_cookie
+
+    cookie = await db(session_cookie)(alice)
+    first = await open_with(cookie)
+
+    def change_password_quietly():
+        # No sign-out event: only the password hash in the row says the session is over.
+        user = User.objects.get(pk=alice.pk)
+        user.set_password("a brand new secret 42")
+        User.objects.filter(pk=alice.pk).update(password=user.password)
+
+    await db(change_password_quietly)()
+    socket = Socket(communicator(cookie=cookie))
+    await socket.communicator.connect()
+    assert await socket.closed_with() == 4401
+    await first.close()
 
 
 async def test_hello_then_presence_on_first_open_and_last_close(alice, bob, carol, connect):

@@ -11,6 +11,7 @@ from allauth.mfa.models import Authenticator
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 
 from accounts import tokens
 from accounts.models import ApiToken, User
@@ -163,30 +164,43 @@ async def test_revoking_a_token_closes_its_socket(alice, sockets):
 
 
 def test_a_socket_signs_in_by_its_session_or_its_token(alice, bob):
-    """socket_signin: who the handshake's session or bearer token is, or 4401."""
+    """socket_signin: whom the handshake's session or bearer token names, or None (4401); hold_for: whether
+    they still sign that user in when the socket reads the user."""
+
+    def user(person):
+        return User.objects.get(pk=person.pk)
+
     key = cookie_of(signed_in_client(alice))
-    assert socket_signin(session_key=key, raw_token=None) == (None, alice, None)
-    assert socket_signin(session_key=None, raw_token=None) == (4401, None, None)
-    assert socket_signin(session_key="no-such-session", raw_token=None) == (4401, None, None)
+    credentials = socket_signin(session_key=key, raw_token=None)
+    assert (credentials.user_id, credentials.token_id) == (alice.pk, None)
+    assert credentials.expires > timezone.now()
+    assert credentials.hold_for(user(alice))
+    assert not credentials.hold_for(user(bob))
+    assert socket_signin(session_key=None, raw_token=None) is None
+    assert socket_signin(session_key="no-such-session", raw_token=None) is None
     # A password change signs the session out; so does ending it.
     alice.set_password(NEW_PASSWORD)
     alice.save()
-    assert socket_signin(session_key=key, raw_token=None) == (4401, None, None)
+    assert not credentials.hold_for(user(alice))
     key = cookie_of(signed_in_client(alice))
     session_store(key).delete()
-    assert socket_signin(session_key=key, raw_token=None) == (4401, None, None)
+    assert socket_signin(session_key=key, raw_token=None) is None
 
     # A token wins over the cookie; one that signs nobody in leaves the cookie to decide.
     bob_key = cookie_of(signed_in_client(bob))
     token, secret = tokens.token_create(user=alice, name="bot")
-    assert socket_signin(session_key=bob_key, raw_token=secret) == (None, alice, token.pk)
-    assert socket_signin(session_key=bob_key, raw_token=secret + "x") == (None, bob, None)
-    assert socket_signin(session_key=None, raw_token=secret + "x") == (4401, None, None)
+    by_token = socket_signin(session_key=bob_key, raw_token=secret)
+    assert (by_token.user_id, by_token.token_id) == (alice.pk, token.pk)
+    assert by_token.hold_for(user(alice))
+    assert socket_signin(session_key=bob_key, raw_token=secret + "x").user_id == bob.pk
+    assert socket_signin(session_key=None, raw_token=secret + "x") is None
     # A deactivated account signs in by neither.
     key = cookie_of(signed_in_client(alice))
+    credentials = socket_signin(session_key=key, raw_token=None)
     User.objects.filter(pk=alice.pk).update(is_active=False)
-    assert socket_signin(session_key=key, raw_token=None) == (4401, None, None)
-    assert socket_signin(session_key=None, raw_token=secret) == (4401, None, None)
+    assert not credentials.hold_for(user(alice))
+    assert not by_token.hold_for(user(alice))
+    assert socket_signin(session_key=None, raw_token=secret) is None
 
 
 def test_a_token_socket_rechecks_its_token_once_it_listens(alice, bob):
