@@ -28,6 +28,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from chat.models import Message
 from chat.services.lookups import pipelined
 from chatterbox.ratelimit import LocalWindows
+from chatterbox.sql import insert_returning_ids
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def _drafts_insert(drafts: list, results: list, context) -> None:
         # (Only here: in pipeline mode an UPDATE's row count is unknown until read, which the ORM's
         # save(update_fields=...) elsewhere relies on.)
         with transaction.atomic(), pipelined():
-            Message.objects.bulk_create([draft.message for _, draft in drafts])
+            insert_returning_ids([draft.message for _, draft in drafts])
             rows: list = []
             for index, draft in drafts:
                 results[index] = (draft.message, True, messages._message_stored(draft, context, rows))
