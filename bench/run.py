@@ -65,9 +65,14 @@ def pinned(command: list[str], core: int) -> list[str]:
     return command
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, stat: str | None = None) -> float:
+    fields = Path(stat or f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main_thread_cpu_seconds(pid: int) -> float:
+    """CPU time of the server's main thread (its event loop), without its worker threads."""
+    return cpu_seconds(pid, f"/proc/{pid}/task/{pid}/stat")
 
 
 def rss_kib(pid: int) -> int:
@@ -100,6 +105,7 @@ class Server:
                 break
             except OSError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.process.kill()  # a server that started too late must not outlive the run
                     raise SystemExit(f"{name} did not start; see {workdir / (name + '.log')}") from None
                 time.sleep(0.1)
 
@@ -413,14 +419,23 @@ async def scenario_idle(target, server, members):
     warm = await target.open(members[0])
     await asyncio.sleep(0.5)
     rss_before = rss_kib(server.pid)
+    cpu_before, loop_before = cpu_seconds(server.pid), main_thread_cpu_seconds(server.pid)
     start = time.perf_counter()
     sockets = await open_many(target, members)
     opened = time.perf_counter() - start
+    cpu = cpu_seconds(server.pid) - cpu_before
+    loop = main_thread_cpu_seconds(server.pid) - loop_before
     await asyncio.sleep(1.0)
     rss_after = rss_kib(server.pid)
     for ws in [warm, *sockets]:
         await ws.close()
-    return {"sockets": len(sockets), "open_s": opened, "kib_per_socket": (rss_after - rss_before) / len(sockets)}
+    return {
+        "sockets": len(sockets),
+        "open_s": opened,
+        "cpu_ms_per_socket": cpu * 1000 / len(sockets),
+        "loop_cpu_ms_per_socket": loop * 1000 / len(sockets),
+        "kib_per_socket": (rss_after - rss_before) / len(sockets),
+    }
 
 
 async def scenario_storm(target, server, channels, seconds_flowing):
@@ -672,8 +687,11 @@ def report(results: dict, smoke: bool, started_load: str) -> str:
         if scenario.startswith(("S1", "S2")):
             lines += rate_table(by_target)
         elif scenario.startswith("S3"):
-            lines.append("| target | open all (s) | KiB per socket | open time vs tutorial | KiB vs tutorial |")
-            lines.append("|---|---|---|---|---|")
+            lines.append(
+                "| target | open all (s) | server CPU per socket (ms) | of it, the event loop's | KiB per socket "
+                "| open time vs tutorial | KiB vs tutorial |"
+            )
+            lines.append("|---|---|---|---|---|---|---|")
             tutorial = by_target.get("channels-tutorial")
             for name, figures in by_target.items():
                 vs_open = vs_kib = "-"
@@ -681,7 +699,9 @@ def report(results: dict, smoke: bool, started_load: str) -> str:
                     vs_open = ratio(figures["open_s"], tutorial["open_s"])
                     vs_kib = ratio(figures["kib_per_socket"], tutorial["kib_per_socket"])
                 lines.append(
-                    f"| {name} | {figures['open_s']:.2f} | {figures['kib_per_socket']:.1f} | {vs_open} | {vs_kib} |"
+                    f"| {name} | {figures['open_s']:.2f} | {figures.get('cpu_ms_per_socket', 0):.2f} "
+                    f"| {figures.get('loop_cpu_ms_per_socket', 0):.2f} "
+                    f"| {figures['kib_per_socket']:.1f} | {vs_open} | {vs_kib} |"
                 )
         else:
             lines.append(
