@@ -47,6 +47,17 @@ HUB_CHANNEL_PREFIX = "hub."
 RECEIVE_BATCH = 200
 
 
+def stop_if_cancelled(error: BaseException | None = None) -> None:
+    """Raise CancelledError if this task was asked to stop and a library lost the request on the way.
+
+    redis-py reads under asyncio.timeout; a cancel that lands as the timeout fires comes out as a
+    timeout, which redis-py then retries: the task, still marked as cancelling, would read again
+    and again and never stop (a server's shutdown, an event loop's close would wait for ever).
+    """
+    if asyncio.current_task().cancelling():
+        raise asyncio.CancelledError from error
+
+
 class Hub:
     """The sockets of one event loop by conversation and group, the loop's layer subscriptions and its watcher.
 
@@ -136,6 +147,7 @@ class Hub:
 
     async def _receive(self) -> None:
         while True:
+            stop_if_cancelled()
             try:
                 if hasattr(self.layer, "receive_batch"):
                     batch = await self.layer.receive_batch(self.channel, RECEIVE_BATCH)
@@ -144,8 +156,7 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the layer failed: the watcher repairs what this misses
-                if asyncio.current_task().cancelling():
-                    raise asyncio.CancelledError from error  # a library turned the cancel into an error
+                stop_if_cancelled(error)
                 log.warning("The fan-out hub could not receive: %r", error)
                 self.signed_in.clear()  # an ending may be among what was missed
                 await asyncio.sleep(HEAL_INTERVAL)
@@ -178,6 +189,7 @@ class Hub:
         renewed = time.monotonic()
         while True:
             await asyncio.sleep(HEAL_INTERVAL)
+            stop_if_cancelled()
             try:
                 await self._unsubscribe_idle()
                 if time.monotonic() - renewed > RENEW_INTERVAL:

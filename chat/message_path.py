@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from channels.layers import get_channel_layer
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
+from chat.fanout import stop_if_cancelled
 from chat.models import Message
 from chat.services.lookups import pipelined
 from chatterbox.ratelimit import LocalWindows
@@ -189,6 +190,7 @@ class MessageWriter:
     async def _write(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            stop_if_cancelled()
             sends = [await self.queue.get()]
             while len(sends) < BATCH_MAX and not self.queue.empty():
                 sends.append(self.queue.get_nowait())
@@ -215,6 +217,7 @@ class MessageWriter:
 
         layer = get_channel_layer()
         while True:
+            stop_if_cancelled()
             batch = await self.broadcasts.get()
             # Batches that piled up while the layer was busy go out together, still in commit order.
             while not self.broadcasts.empty():
@@ -225,6 +228,7 @@ class MessageWriter:
             try:
                 await layer.group_send_many(sends)
             except Exception as error:
+                stop_if_cancelled(error)
                 # Stored and acked: the delivery watcher brings it to the sockets that missed it.
                 log.warning("%d stored message(s) could not be broadcast: %r", len(batch), error)
 
