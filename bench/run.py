@@ -14,9 +14,10 @@ Scenarios:
   send-to-delivery latency p50/p99/max, lost, server CPU per delivery.
 - S2 1:1: 100 pairs, each first member sending to the second; persisted messages/s and latency.
 - S3 idle: 1,000 sockets (five per member of the S2 pairs) opened 50 at a time; seconds to open
-  them all, KiB of server RSS each.
-- S4 reconnect storm (Chatterbox only): 500 sockets in 5 channels dropped at once while messages
-  flow; seconds until all are back and synced, lost, duplicates and stuck sockets.
+  them all, server CPU per socket (and the event loop's share of it), KiB of server RSS each.
+- S4 reconnect storm (Chatterbox only): 500 sockets in 5 channels, then 1,000 in 10, dropped at
+  once while messages flow; seconds until all are back and synced, lost, duplicates and stuck
+  sockets.
 
 Results: a Markdown table in bench/results/RESULTS.md (with the machine's description) and
 latency-against-rate plots as SVG. Figures on a shared or busy machine are noisy; the ratios to
@@ -570,7 +571,7 @@ def sizes(smoke: bool) -> dict:
             "pairs": 10,
             "pair_rates": [20],
             "idle": 40,
-            "storm": [2, 10],
+            "storms": [[2, 10]],
             "seconds": 1.0,
             "storm_s": 3.0,
         }
@@ -580,7 +581,8 @@ def sizes(smoke: bool) -> dict:
         "pairs": 100,
         "pair_rates": [50, 100, 200, 400, 800, 1200, 1600, 2000, 2500, 3000],
         "idle": 1000,
-        "storm": [5, 100],
+        # 500 sockets (the bench) and 1,000 (its target), 100 per channel.
+        "storms": [[5, 100], [10, 100]],
         "seconds": 2.0,
         "storm_s": 5.0,
     }
@@ -589,7 +591,8 @@ def sizes(smoke: bool) -> dict:
 async def run_target(target, size, results):
     name = target.name
     channels = size["fan"]
-    storm_channels = [size["storm"][1] + 1] * size["storm"][0]
+    # One sender per storm channel besides its members.
+    storm_channels = [members + 1 for count, members in size["storms"] for _ in range(count)]
     spec = {
         "channels": channels + (storm_channels if target.persistent else []),
         "pairs": size["pairs"],
@@ -612,8 +615,10 @@ async def run_target(target, size, results):
         if "S3" in wanted:
             idle = await scenario_idle(target, server, members)
             results.setdefault(f"S3 idle, {size['idle']} sockets", {})[name] = idle
-        if target.persistent and "S4" in wanted:
-            storm = prepared["channels"][len(channels) :]
+        start = len(channels)
+        for count, _ in size["storms"] if target.persistent and "S4" in wanted else []:
+            storm = prepared["channels"][start : start + count]
+            start += count
             results.setdefault(f"S4 storm, {sum(len(c['cookies']) - 1 for c in storm)} sockets", {})[
                 name
             ] = await scenario_storm(target, server, storm, size["storm_s"])
