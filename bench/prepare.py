@@ -35,7 +35,11 @@ def main() -> None:
     if os.environ.get("REDIS_URL"):
         import redis
 
-        redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+        # Only the benchmark's own keys: the database may be shared (the test suite's smoke run).
+        client = redis.Redis.from_url(os.environ["REDIS_URL"])
+        for prefix in {os.environ["CHANNEL_LAYER_PREFIX"], os.environ["CACHE_KEY_PREFIX"]}:
+            for key in client.scan_iter(match=f"{prefix}*", count=1000):
+                client.unlink(key)
     counter = iter(range(10**9))
 
     def users(count: int) -> list:
