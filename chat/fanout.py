@@ -13,7 +13,9 @@ channel-layer channel of its own, and joining its groups costs no layer round tr
 A subscription outlives its last socket by IDLE_UNSUBSCRIBE seconds, so a reconnect storm does not
 unsubscribe and subscribe again; subscribing and unsubscribing a conversation are serialized by a
 lock of its own, so the layer never sees them out of order. Subscriptions are renewed every
-RENEW_INTERVAL, well inside the layer's group expiry (a day).
+RENEW_INTERVAL, well inside the layer's group expiry (a day), and at once when the layer turns
+out to have lost the personal one (checked every PERSONAL_CHECK_INTERVAL: a Redis that restarted
+or was flushed forgets every group).
 
 The watcher: a message the layer dropped (a full hub channel, Redis failing after the commit)
 still reaches every open socket within about STALL_LOOKS * HEAL_INTERVAL (3 s), even when no later
@@ -41,6 +43,8 @@ HEAL_INTERVAL = 1.0
 STALL_LOOKS = 3
 IDLE_UNSUBSCRIBE = 30.0
 RENEW_INTERVAL = 3600.0
+# How often the hub checks that the layer still holds its subscription to the personal events.
+PERSONAL_CHECK_INTERVAL = 5.0
 # A hub channel's name starts so (settings give hub channels a capacity of their own).
 HUB_CHANNEL_PREFIX = "hub."
 # Events the hub takes from the layer at once.
@@ -133,6 +137,22 @@ class Hub:
                 if key in self.subscribed:
                     await self.layer.group_add(self._group(key), self.channel)
 
+    async def _personal_lost(self) -> bool:
+        """Subscribe to the personal events again if the layer lost the subscription; say whether it had.
+
+        Redis keeps nothing on disk: restarted or flushed, it forgets every group. The sign-outs and
+        bans missed meanwhile may concern sessions this hub remembers, so it forgets them all.
+        """
+        renew = getattr(self.layer, "group_renew", None)
+        if renew is None or PERSONAL_GROUP not in self.subscribed:
+            return False
+        async with self.locks[PERSONAL_GROUP]:
+            lost = await renew(PERSONAL_GROUP, self.channel)
+        if lost:
+            log.warning("The channel layer had lost this process's subscriptions; subscribing again.")
+            self.signed_in.clear()
+        return lost
+
     async def _start(self) -> str:
         async with self._starting:
             if self.channel is None:
@@ -186,12 +206,16 @@ class Hub:
 
         # Sockets behind the database at the last look: the id they had delivered, and for how many looks.
         lagging: dict[tuple, tuple[int, int]] = {}
-        renewed = time.monotonic()
+        renewed = checked = time.monotonic()
         while True:
             await asyncio.sleep(HEAL_INTERVAL)
             stop_if_cancelled()
             try:
                 await self._unsubscribe_idle()
+                if time.monotonic() - checked > PERSONAL_CHECK_INTERVAL:
+                    checked = time.monotonic()
+                    if await self._personal_lost():
+                        renewed = 0.0
                 if time.monotonic() - renewed > RENEW_INTERVAL:
                     await self._renew()
                     renewed = time.monotonic()

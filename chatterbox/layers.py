@@ -66,6 +66,16 @@ class PooledRedisChannelLayer(RedisChannelLayer):
             address, max_connections=self.max_connections, timeout=self.pool_timeout, **host
         )
 
+    async def group_renew(self, group: str, channel: str) -> bool:
+        """group_add that says whether the channel was missing from the group (Redis lost it)."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        key = self._group_key(group)
+        connection = self.connection(self.consistent_hash(group))
+        added = await connection.zadd(key, {channel: time.time()})
+        await connection.expire(key, self.group_expiry)
+        return bool(added)
+
     async def group_send_many(self, sends: list[tuple[str, dict]]) -> None:
         """Send each (group, event) as group_send would, in order, in two round trips for all."""
         if self.ring_size != 1:

@@ -4,6 +4,7 @@ Run on whichever channel layer the suite uses (in memory, or Redis with DATABASE
 """
 
 import asyncio
+import os
 
 import pytest
 from channels.layers import get_channel_layer
@@ -85,3 +86,27 @@ async def test_a_socket_back_before_the_idle_time_keeps_the_subscription(monkeyp
     monkeypatch.setattr(fanout, "IDLE_UNSUBSCRIBE", 0.0)
     await hub._unsubscribe_idle()
     assert hub.subscribed == {11}
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="only Redis can lose a group (restarted or flushed)")
+async def test_a_personal_subscription_that_redis_lost_is_made_again_and_remembered_sessions_forgotten(monkeypatch):
+    monkeypatch.setattr(fanout, "PERSONAL_CHECK_INTERVAL", 0.5)
+    hub = fanout.Hub()
+    listener = Listener()
+    await hub.join(events.user_group(7), listener)
+    hub.signed_in.entries["tag"] = (object(), float("inf"))
+    try:
+        assert hub.channel in await group_members(events.PERSONAL_GROUP)
+        layer = get_channel_layer()
+        await layer.connection(0).delete(layer._group_key(events.PERSONAL_GROUP))  # as a Redis restart would
+
+        async with asyncio.timeout(5):
+            while hub.channel not in await group_members(events.PERSONAL_GROUP):
+                await asyncio.sleep(0.1)
+        assert hub.signed_in.entries == {}
+        await layer.group_send(events.PERSONAL_GROUP, {"type": "chat.signed.out", "group": events.user_group(7)})
+        (event,) = await received(listener, 1)
+        assert event["handler"] == "chat_signed_out"
+    finally:
+        for task in hub.tasks:
+            task.cancel()
