@@ -25,15 +25,13 @@ _lock = threading.Lock()
 class SharedRedisCacheClient(redis.RedisCacheClient):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._redis_clients: dict[int, object] = {}
+        self._redis_clients: dict[int, object] = {}  # by id() of the pool
 
     def get_client(self, key=None, *, write=False):
-        index = self._get_connection_pool_index(write)
-        client = self._redis_clients.get(index)
+        pool = self._get_connection_pool(write)
+        client = self._redis_clients.get(id(pool))
         if client is None:
-            if index not in self._pools:
-                self._pools[index] = self._pool_class.from_url(self._servers[index], **self._pool_options)
-            client = self._redis_clients[index] = self._client(connection_pool=self._pools[index])
+            client = self._redis_clients[id(pool)] = self._client(connection_pool=pool)
         return client
 
 
