@@ -97,17 +97,20 @@ class SignedInSessions:
         self.generation = 0
 
     def find(self, session_key: str) -> SocketCredentials | None:
-        found = self.entries.get(session_tag(session_key))
+        tag = session_tag(session_key)
+        found = self.entries.get(tag)
         if found is None:
             return None
         credentials, until = found
         if time.monotonic() > until or credentials.expires <= timezone.now():
-            self.entries.pop(session_tag(session_key), None)
+            self.entries.pop(tag, None)
             return None
         return credentials
 
     def remember(self, session_key: str, credentials: SocketCredentials, *, generation: int) -> None:
-        """Keep what a read found, unless an ending arrived since it began (`generation`, taken before)."""
+        """Keep what a read found, unless an ending arrived since it began (`generation`, taken before).
+
+        A token's credentials are never kept: a token socket reads its token every time."""
         if generation != self.generation or credentials.token_id is not None:
             return
         if len(self.entries) >= self.LIMIT:

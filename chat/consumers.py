@@ -276,8 +276,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             if credentials is None:
                 await self.close(code=4401)
                 return
-            if credentials.token_id is None:
-                local.signed_in.remember(session_key, credentials, generation=generation)
+            local.signed_in.remember(session_key, credentials, generation=generation)
         if credentials.token_id is not None:
             self._unlisten_all()
             await self._listen(events.token_group(credentials.token_id))
