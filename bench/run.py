@@ -66,14 +66,11 @@ def pinned(command: list[str], core: int) -> list[str]:
     return command
 
 
-def cpu_seconds(pid: int, stat: str | None = None) -> float:
-    fields = Path(stat or f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, *, main_thread: bool = False) -> float:
+    """CPU time of the process, or of its main thread only (the event loop, without worker threads)."""
+    stat = f"/proc/{pid}/task/{pid}/stat" if main_thread else f"/proc/{pid}/stat"
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def main_thread_cpu_seconds(pid: int) -> float:
-    """CPU time of the server's main thread (its event loop), without its worker threads."""
-    return cpu_seconds(pid, f"/proc/{pid}/task/{pid}/stat")
 
 
 def rss_kib(pid: int) -> int:
@@ -420,12 +417,12 @@ async def scenario_idle(target, server, members):
     warm = await target.open(members[0])
     await asyncio.sleep(0.5)
     rss_before = rss_kib(server.pid)
-    cpu_before, loop_before = cpu_seconds(server.pid), main_thread_cpu_seconds(server.pid)
+    cpu_before, loop_before = cpu_seconds(server.pid), cpu_seconds(server.pid, main_thread=True)
     start = time.perf_counter()
     sockets = await open_many(target, members)
     opened = time.perf_counter() - start
     cpu = cpu_seconds(server.pid) - cpu_before
-    loop = main_thread_cpu_seconds(server.pid) - loop_before
+    loop = cpu_seconds(server.pid, main_thread=True) - loop_before
     await asyncio.sleep(1.0)
     rss_after = rss_kib(server.pid)
     for ws in [warm, *sockets]:
@@ -704,8 +701,8 @@ def report(results: dict, smoke: bool, started_load: str) -> str:
                     vs_open = ratio(figures["open_s"], tutorial["open_s"])
                     vs_kib = ratio(figures["kib_per_socket"], tutorial["kib_per_socket"])
                 lines.append(
-                    f"| {name} | {figures['open_s']:.2f} | {figures.get('cpu_ms_per_socket', 0):.2f} "
-                    f"| {figures.get('loop_cpu_ms_per_socket', 0):.2f} "
+                    f"| {name} | {figures['open_s']:.2f} | {figures['cpu_ms_per_socket']:.2f} "
+                    f"| {figures['loop_cpu_ms_per_socket']:.2f} "
                     f"| {figures['kib_per_socket']:.1f} | {vs_open} | {vs_kib} |"
                 )
         else:
