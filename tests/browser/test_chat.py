@@ -449,3 +449,42 @@ def test_hidden_tab_counts_messages_in_title_and_notifies(browser, live_url, ali
     alice_context.close()
     bob_context.close()
     assert errors == []
+
+
+def test_conversation_rows_are_updated_in_place_so_a_click_mid_update_lands(browser, live_url, alice, bob):
+    """A new message updates its row and moves it to the top without rebuilding the other rows."""
+    first = Conversation.objects.create(kind="channel", name="first", created_by=alice)
+    second = Conversation.objects.create(kind="channel", name="second", created_by=alice)
+    for conversation in (first, second):
+        Membership.objects.create(conversation=conversation, user=alice, role="owner")
+        Membership.objects.create(conversation=conversation, user=bob)
+    errors = []
+    alice_context = signed_in_context(browser, live_url, alice)
+    bob_context = signed_in_context(browser, live_url, bob)
+    try:
+        alice_page = open_chat(alice_context, live_url, errors, "alice")
+        bob_page = open_chat(bob_context, live_url, errors, "bob")
+        expect(alice_page.locator("#conversation-list .conversation")).to_have_count(2)
+        # Mark the row elements: a rebuilt row would lose the mark.
+        alice_page.evaluate(
+            """document.querySelectorAll('#conversation-list li').forEach((item) => {
+                item.rowMark = item.querySelector('.conversation-name').textContent;
+            })"""
+        )
+        conversation_button(bob_page, "first").click()
+        send(bob_page, "moves first to the top")
+        expect(conversation_button(alice_page, "first")).to_contain_text("moves first to the top")
+        rows = alice_page.evaluate(
+            """[...document.querySelectorAll('#conversation-list li')].map(
+                (item) => [item.rowMark ?? null, item.querySelector('.conversation-name').textContent]
+            )"""
+        )
+        assert rows == [["first", "first"], ["second", "second"]]
+        conversation_button(alice_page, "second").click()
+        expect(alice_page.locator("#pane-title")).to_have_text("second")
+        expect(conversation_button(alice_page, "second")).to_have_attribute("aria-current", "true")
+        expect(conversation_button(alice_page, "first")).not_to_have_attribute("aria-current", "true")
+    finally:
+        alice_context.close()
+        bob_context.close()
+    assert errors == []

@@ -17,11 +17,24 @@ export class ConversationList {
 
   render() {
     const conversations = this.store.sortedConversations();
-    // Rows are rebuilt, so keep keyboard focus on the same conversation.
     const focusedId = this.root.contains(document.activeElement) ? document.activeElement.dataset.conversationId : null;
-    this.root.replaceChildren(...conversations.map((conversation) => this.row(conversation)));
+    // Rows are updated in place, keyed by conversation: a click that lands while the list
+    // re-renders (a presence change, a new preview) still reaches the row it was aimed at.
+    const rows = new Map([...this.root.children].map((item) => [item.firstElementChild?.dataset.conversationId, item]));
+    conversations.forEach((conversation, index) => {
+      const fresh = this.row(conversation);
+      let item = rows.get(String(conversation.id));
+      rows.delete(String(conversation.id));
+      if (!item) item = fresh;
+      else if (item.firstElementChild.outerHTML !== fresh.firstElementChild.outerHTML) updateButton(item.firstElementChild, fresh.firstElementChild);
+      if (this.root.children[index] !== item) this.root.insertBefore(item, this.root.children[index] ?? null);
+    });
+    for (const item of rows.values()) item.remove();
     this.empty.hidden = conversations.length > 0;
-    if (focusedId) this.root.querySelector(`[data-conversation-id="${focusedId}"]`)?.focus();
+    // Moving a focused row takes its focus away; give it back.
+    if (focusedId && document.activeElement?.dataset?.conversationId !== focusedId) {
+      this.root.querySelector(`[data-conversation-id="${focusedId}"]`)?.focus();
+    }
   }
 
   row(conversation) {
@@ -86,4 +99,11 @@ export class ConversationList {
     if (message.deleted) return `${who}: message deleted`;
     return `${who}: ${messageText(message) || attachmentSummary(message) || (messageText(message) ?? "Encrypted message")}`;
   }
+}
+
+/** Make the kept button look like the fresh one; its click handler names the same conversation. */
+function updateButton(kept, fresh) {
+  for (const name of kept.getAttributeNames()) if (!fresh.hasAttribute(name)) kept.removeAttribute(name);
+  for (const name of fresh.getAttributeNames()) kept.setAttribute(name, fresh.getAttribute(name));
+  kept.replaceChildren(...fresh.childNodes);
 }
