@@ -7,6 +7,7 @@ this socket's own view of its memberships, which membership events keep current.
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -151,6 +152,60 @@ def socket_open(credentials: SocketCredentials) -> tuple[int | None, User | None
     return None, user, newest, plaintext, sorted(online), online_now
 
 
+# Moments in the life of the process, in order: a socket's open read done, a shared sync read
+# started (on a read thread; next() on a count is atomic under the GIL).
+_moments = itertools.count(1)
+
+
+class _SharedSync:
+    __slots__ = ("started", "task")
+
+    def __init__(self):
+        self.started: int | None = None
+        self.task: asyncio.Task | None = None
+
+
+# Plaintext syncs being read, by (conversation, after, limit).
+_shared_syncs: dict[tuple[int, int, int], _SharedSync] = {}
+
+
+async def plaintext_sync(conversation_id: int, *, after: int, limit: int, opened: int) -> tuple[str, int | None]:
+    """The sync.result frame for a plaintext conversation from `after`, encoded, and the id the
+    client is then up to date with (None if there is more).
+
+    A plaintext page is the same for every member, and in a reconnect storm a conversation's
+    members all ask for it from the same id at once: sockets that ask while a read is waiting
+    for its thread, or that opened before it started, share that read and its encoding. A socket
+    never shares a read that started before its own open read: that page could lack a message
+    this socket heard of neither from that read nor live.
+    """
+    key = (conversation_id, after, limit)
+    shared = _shared_syncs.get(key)
+    if shared is None or (shared.started is not None and shared.started <= opened):
+        shared = _shared_syncs[key] = _SharedSync()
+
+        def read():
+            shared.started = next(_moments)
+            return services.history_page(
+                user=None, conversation_id=conversation_id, after=after, limit=limit, member_known=True, plaintext=True
+            )
+
+        async def run():
+            try:
+                messages, has_more = await read_async(read)()
+            finally:
+                if _shared_syncs.get(key) is shared:
+                    del _shared_syncs[key]
+            frame = {"type": "sync.result", "conversation": conversation_id, "messages": messages, "has_more": has_more}
+            return json.dumps(frame), None if has_more else (messages[-1]["id"] if messages else after)
+
+        shared.task = asyncio.get_running_loop().create_task(run())
+        # Every socket that waited may have closed: the failure is theirs to report, not the loop's.
+        shared.task.add_done_callback(lambda task: task.cancelled() or task.exception())
+    # Shielded: a socket that closes while it waits does not cancel the read for the others.
+    return await asyncio.shield(shared.task)
+
+
 async def presence_announce(user_id: int, conversation_ids, *, online: bool) -> None:
     event = {"type": "chat.presence", "user": user_id, "online": online}
     await asyncio.gather(*(events.conversation_send(conversation_id, event) for conversation_id in conversation_ids))
@@ -285,6 +340,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.credentials_group = self.groups_joined[0]
         await self._listen(events.user_group(credentials.user_id))
         refused, user, newest, self.plaintext, online, online_now = await read_async(socket_open)(credentials)
+        self.opened = next(_moments)
         if refused:
             await self.close(code=refused)
             return
@@ -397,6 +453,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def frame_sync(self, *, conversation: int, after: int, limit: int = services.HISTORY_PAGE_MAX):
         await self._member_require(conversation)
+        if conversation in self.plaintext:
+            text, up_to = await plaintext_sync(conversation, after=after, limit=limit, opened=self.opened)
+            if up_to is not None:
+                self.delivered[conversation] = max(self.delivered.get(conversation, 0), up_to)
+            await self.send(text_data=text)
+            return
         messages, has_more = await read_async(services.history_page)(
             user=self.user,
             conversation_id=conversation,

@@ -27,7 +27,7 @@ def member_check(*, user: User, conversation_id: int) -> None:
 
 def history_page(
     *,
-    user: User,
+    user: User | None,
     conversation_id: int,
     after: int | None = None,
     before: int | None = None,
@@ -42,7 +42,8 @@ def history_page(
     membership already (a socket, from its own state), so the page costs no query to say why it
     would be refused; it is empty for someone who is no member (the query reads only what the
     user may see). `plaintext` as well: the caller knows the conversation is not encrypted (which
-    never changes), so every message is the member's to see and the query is a plain one.
+    never changes), so every message is the member's to see and the query is a plain one: the page
+    is then the same for every member, and `user` may be None.
     """
     if not 1 <= limit <= HISTORY_PAGE_MAX:
         raise Invalid(f"limit must be 1 to {HISTORY_PAGE_MAX}.", field="limit")

@@ -4,6 +4,7 @@ import asyncio
 import base64
 import json
 import os
+import threading
 
 import pytest
 from channels.layers import get_channel_layer
@@ -14,7 +15,7 @@ from django.test import Client
 
 from accounts import services as accounts_services
 from accounts.models import User
-from chat import events, services
+from chat import consumers, events, services
 from chat.consumers import ChatConsumer
 from chat.models import Message
 from chat.presence import users_online
@@ -353,6 +354,48 @@ async def test_sync_pages_of_at_most_100(alice, bob, connect, no_rate_limit):
     await socket.send({"type": "sync", "conversation": group.pk, "after": ids[0], "limit": 2})
     page = await socket.receive_type("sync.result")
     assert ([m["id"] for m in page["messages"]], page["has_more"]) == (ids[1:3], True)
+
+
+@pytest.mark.skipif(settings.SOCKET_READ_THREADS < 2, reason="holds a read thread while another socket opens")
+async def test_plaintext_syncs_from_one_id_share_a_read_that_starts_after_they_opened(alice, bob, connect, monkeypatch):
+    """In a storm a channel's members sync from the same id at once: one read and one encoding
+    serve them all, but a socket never takes a page read before it opened (it could lack a
+    message the socket heard of neither from the page nor live)."""
+    channel = await db(make_channel)(alice, bob)
+    first = await db(send)(alice, channel, "first")
+    history_page = services.history_page
+    started, release = threading.Event(), threading.Event()
+
+    reads = []
+
+    def held_history_page(**kwargs):
+        # The first read waits, once started, until the test lets it go on.
+        reads.append(kwargs["after"])
+        if not started.is_set():
+            started.set()
+            release.wait(FRAME_TIMEOUT)
+        return history_page(**kwargs)
+
+    monkeypatch.setattr(consumers.services, "history_page", held_history_page)
+    early = [await connect(alice), await connect(bob)]
+    try:
+        await asyncio.gather(*(s.send({"type": "sync", "conversation": channel.pk, "after": 0}) for s in early))
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, FRAME_TIMEOUT)
+        second = await db(send)(alice, channel, "second")
+        late = await connect(bob)
+        await late.send({"type": "sync", "conversation": channel.pk, "after": 0})
+    finally:
+        release.set()
+    for socket in early:
+        # The early sockets hear of the second message live.
+        socket.skip = {*socket.skip, "message.new"}
+    early_pages = [await socket.receive_type("sync.result") for socket in early]
+    late_page = await late.receive_type("sync.result")
+    assert early_pages[0] == early_pages[1]
+    assert [m["id"] for m in user_messages(early_pages[0]["messages"])] in ([first.pk], [first.pk, second.pk])
+    assert [m["id"] for m in user_messages(late_page["messages"])] == [first.pk, second.pk]
+    assert reads == [0, 0]
+    assert consumers._shared_syncs == {}
 
 
 async def test_socket_resends_what_the_channel_layer_dropped(alice, bob, connect):
