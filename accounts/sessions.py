@@ -49,7 +49,7 @@ def socket_signin(*, session_key: str | None, raw_token: str | None) -> SocketCr
 
     A bearer token wins over the session cookie, as on the API. A session costs one query: its
     row, unexpired. Its user is read, and checked (`SocketCredentials.hold_for`), once the
-    socket listens for that user's events (chat.consumers.socket_open).
+    socket listens for that user's events (chat.consumers.sockets_open).
     """
     if raw_token:
         token = token_find(raw_token)

@@ -7,6 +7,7 @@ this socket's own view of its memberships, which membership events keep current.
 
 import asyncio
 import contextlib
+import copy
 import itertools
 import json
 import logging
@@ -27,9 +28,9 @@ from accounts.models import User
 from accounts.services import user_seen
 from accounts.sessions import SocketCredentials, session_tag, socket_signin, token_refused
 from chat import events, services
-from chat.fanout import hub
+from chat.fanout import hub, loop_local
 from chat.message_path import INFRASTRUCTURE_ERRORS, message_writer
-from chat.presence import presence_disconnect, presence_open, presence_refresh, users_online
+from chat.presence import presence_disconnect, presence_open_many, presence_refresh, users_online
 from chatterbox.errors import DomainError, Invalid, TooLarge, Unavailable
 
 log = logging.getLogger(__name__)
@@ -133,23 +134,87 @@ def frame_check(frame) -> tuple[str, dict]:
     return kind, fields
 
 
-def socket_open(credentials: SocketCredentials) -> tuple[int | None, User | None, dict, set, list, bool]:
-    """Everything a new socket reads once it listens to its user's events, in one trip to a read thread.
+def sockets_open(openings: list[SocketCredentials]) -> list[tuple[int | None, User | None, dict, set, list, bool]]:
+    """Everything new sockets read once they listen to their users' events, for all the sockets
+    that open at the same moment (see OpenReads): one trip to a read thread, two queries and one
+    Redis round trip, however many sockets.
 
-    Return the close code if the socket may not stay (4401: the credentials no longer sign the
+    For each socket: the close code if it may not stay (4401: the credentials no longer sign the
     user in: signed out, password changed, token revoked, account deactivated), the user, their
     conversations with their newest message ids, the plaintext ones among them, the peers
     online, and whether this socket brought the user online.
     """
-    refused = (None, None, {}, set(), [], False)
-    if credentials.token_id is not None and token_refused(user_id=credentials.user_id, token_id=credentials.token_id):
-        return 4401, *refused[1:]
-    found = services.socket_session(user_id=credentials.user_id)
-    if found is None or not credentials.hold_for(found[0]):
-        return 4401, *refused[1:]
-    user, newest, plaintext, peers = found
-    online_now, online = presence_open(user.pk, peers)
-    return None, user, newest, plaintext, sorted(online), online_now
+    found = services.socket_sessions(list({credentials.user_id for credentials in openings}))
+    results: list = [(4401, None, {}, set(), [], False)] * len(openings)
+    staying, users = [], set()
+    for index, credentials in enumerate(openings):
+        if credentials.token_id is not None and token_refused(
+            user_id=credentials.user_id, token_id=credentials.token_id
+        ):
+            continue
+        entry = found.get(credentials.user_id)
+        if entry is None or not credentials.hold_for(entry[0]):
+            continue
+        user = entry[0]
+        # Two sockets of one user each get their own user object.
+        staying.append((index, copy.copy(user) if user.pk in users else user, *entry[1:]))
+        users.add(user.pk)
+    presence = presence_open_many([(user.pk, peers) for _, user, _, _, peers in staying])
+    for (index, user, newest, plaintext, _), (online_now, online) in zip(staying, presence, strict=True):
+        results[index] = (None, user, newest, plaintext, sorted(online), online_now)
+    return results
+
+
+class OpenReads:
+    """Sockets that open at the same moment read together, as the writer stores sends together.
+
+    A socket's read starts at once while fewer than `limit` reads are on the read threads; the
+    sockets that arrive meanwhile wait and then go together, up to `SIZE` at a time. In a
+    reconnect storm the trips to a read thread, the queries and the presence round trips are then
+    a few per batch, not a few per socket; a lone socket waits for nothing.
+    """
+
+    SIZE = 200
+
+    def __init__(self):
+        self.limit = max(1, settings.SOCKET_READ_THREADS // 2)
+        self.running = 0
+        self.waiting: list[tuple[SocketCredentials, asyncio.Future]] = []
+        self.tasks: set[asyncio.Task] = set()
+
+    async def read(self, credentials: SocketCredentials):
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append((credentials, future))
+        if self.running < self.limit:
+            self._start()
+        return await future
+
+    def _start(self) -> None:
+        batch, self.waiting = self.waiting[: self.SIZE], self.waiting[self.SIZE :]
+        self.running += 1
+        task = asyncio.get_running_loop().create_task(self._run(batch))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, batch) -> None:
+        try:
+            results = await read_async(sockets_open)([credentials for credentials, _ in batch])
+        except Exception as error:  # each socket fails as its own read would have (and closes)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+        else:
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+        finally:
+            self.running -= 1
+            if self.waiting:
+                self._start()
+
+
+# The open reads of the running event loop.
+open_reads = loop_local(OpenReads)
 
 
 # Moments in the life of the process, in order: a socket's open read done, a shared sync read
@@ -339,7 +404,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             self.session_tag = session_tag(session_key)
         self.credentials_group = self.groups_joined[0]
         await self._listen(events.user_group(credentials.user_id))
-        refused, user, newest, self.plaintext, online, online_now = await read_async(socket_open)(credentials)
+        refused, user, newest, self.plaintext, online, online_now = await open_reads().read(credentials)
         self.opened = next(_moments)
         if refused:
             await self.close(code=refused)

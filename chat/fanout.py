@@ -249,15 +249,22 @@ class Hub:
                     consumer.catch_up(conversation_id)
 
 
-_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+def loop_local(factory):
+    """Return a function that gives the running event loop its own `factory()` (one loop per
+    process in production; tests run several, one after another)."""
+    instances: dict[asyncio.AbstractEventLoop, object] = {}
+
+    def get():
+        loop = asyncio.get_running_loop()
+        found = instances.get(loop)
+        if found is None:
+            for stale in [other for other in instances if other.is_closed()]:
+                del instances[stale]
+            found = instances[loop] = factory()
+        return found
+
+    return get
 
 
-def hub() -> Hub:
-    """Return the hub of the running event loop (one per process in production; tests run several loops)."""
-    loop = asyncio.get_running_loop()
-    found = _hubs.get(loop)
-    if found is None:
-        for stale in [other for other in _hubs if other.is_closed()]:
-            del _hubs[stale]
-        found = _hubs[loop] = Hub()
-    return found
+# The hub of the running event loop.
+hub = loop_local(Hub)

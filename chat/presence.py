@@ -29,23 +29,35 @@ def presence_connect(user_id: int) -> bool:
 
 
 def presence_open(user_id: int, peer_ids: list[int]) -> tuple[bool, set[int]]:
-    """Count a new socket and read which peers are online: whether the user just came online, and those peers.
+    """Count a new socket and read which peers are online: whether the user just came online, and those peers."""
+    return presence_open_many([(user_id, peer_ids)])[0]
 
-    On Redis, one round trip: INCR (a missing entry counts from 0, as `add` would), EXPIRE, MGET.
-    The keys are ours, so they skip the cache's validation (a warning scan of every key).
+
+def presence_open_many(openings: list[tuple[int, list[int]]]) -> list[tuple[bool, set[int]]]:
+    """presence_open for several sockets (user id and peer ids each) that open at the same moment.
+
+    On Redis, one round trip for all: INCR (a missing entry counts from 0, as `add` would) and
+    EXPIRE for each socket, then one MGET of every peer. The keys are ours, so they skip the
+    cache's validation (a warning scan of every key).
     """
     backend = caches["default"]
+    peers = list({peer for _, peer_ids in openings for peer in peer_ids})
     if not isinstance(backend, RedisCache):
-        return presence_connect(user_id), users_online(peer_ids)
-    key = backend.make_key(_key(user_id))
+        came_online = [presence_connect(user_id) for user_id, _ in openings]
+        online = users_online(peers)
+        return [(now, online.intersection(peer_ids)) for now, (_, peer_ids) in zip(came_online, openings, strict=True)]
     pipeline = backend._cache.get_client(write=True).pipeline(transaction=False)
-    pipeline.incr(key)
-    pipeline.expire(key, PRESENCE_TTL)
-    if peer_ids:
-        pipeline.mget([backend.make_key(_key(uid)) for uid in peer_ids])
-    count, _, *found = pipeline.execute()
-    values = found[0] if found else []
-    return count == 1, {uid for uid, value in zip(peer_ids, values, strict=True) if value and int(value) > 0}
+    for user_id, _ in openings:
+        key = backend.make_key(_key(user_id))
+        pipeline.incr(key)
+        pipeline.expire(key, PRESENCE_TTL)
+    if peers:
+        pipeline.mget([backend.make_key(_key(peer)) for peer in peers])
+    replies = pipeline.execute()
+    values = replies[-1] if peers else []
+    online = {peer for peer, value in zip(peers, values, strict=True) if value and int(value) > 0}
+    counts = replies[0 : 2 * len(openings) : 2]
+    return [(count == 1, online.intersection(peer_ids)) for count, (_, peer_ids) in zip(counts, openings, strict=True)]
 
 
 def presence_refresh(user_id: int) -> None:

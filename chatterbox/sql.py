@@ -82,3 +82,15 @@ def insert_returning_ids(objects: list) -> None:
         obj.pk = pk
         obj._state.adding = False
         obj._state.db = connection.alias
+
+
+def id_in(column: str, ids) -> tuple[str, list]:
+    """SQL saying that `column` is one of `ids`, and its parameters. On PostgreSQL one array
+    parameter (`= ANY`), so that one prepared statement serves any number of ids; elsewhere IN.
+    No ids: the SQL is false and the parameters empty."""
+    ids = list(ids)
+    if not ids:
+        return "FALSE", []
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [ids]
+    return f"{column} IN ({', '.join(['%s'] * len(ids))})", ids

@@ -47,6 +47,7 @@ from chat.services.reads import (
     member_check,
     newest_message_ids,
     socket_session,
+    socket_sessions,
 )
 
 __all__ = [
@@ -83,5 +84,6 @@ __all__ = [
     "reactions_attach",
     "read_mark",
     "socket_session",
+    "socket_sessions",
     "upload_precheck",
 ]

@@ -9,7 +9,7 @@ from chat.models import Attachment, Conversation, Membership, Message, MessageKe
 from chat.services.lookups import _newest_ids_query, _newest_sql, _quote, _rows, _table
 from chat.services.reactions import reactions_attach
 from chatterbox.errors import Invalid, NotFound, NotMember
-from chatterbox.sql import ModelColumns
+from chatterbox.sql import ModelColumns, id_in
 
 HISTORY_PAGE_MAX = 100
 ID_MAX = 2**63 - 1
@@ -156,33 +156,47 @@ _SOCKET_USER = ModelColumns(User, "u")
 
 def socket_session(*, user_id: int) -> tuple[User, dict[int, int], set[int], list[int]] | None:
     """Return the user, their conversations with their newest message id, the plaintext ones among
-    them, and the users sharing one; None if there is no such user.
+    them, and the users sharing one; None if there is no such user."""
+    return socket_sessions([user_id]).get(user_id)
 
-    Two queries written once in SQL (the user row comes with the first): every socket that opens
-    asks them.
+
+def socket_sessions(user_ids: list[int]) -> dict[int, tuple[User, dict[int, int], set[int], list[int]]]:
+    """socket_session for each of several users (sockets that open at the same moment), by user id.
+
+    Two queries written once in SQL, whatever the number of users (the user rows come with the
+    first): every socket that opens asks them.
     """
     membership = _table(Membership)
+    users, users_params = id_in("u.id", user_ids)
     rows = _rows(
         f"SELECT {_SOCKET_USER.sql}, m.conversation_id, c.encrypted, {_newest_sql('m.conversation_id')} "  # noqa: S608
         f"FROM {_table(User)} u LEFT JOIN {membership} m ON m.user_id = u.id "
-        f"LEFT JOIN {_table(Conversation)} c ON c.id = m.conversation_id WHERE u.id = %s ORDER BY m.conversation_id",
-        [user_id],
+        f"LEFT JOIN {_table(Conversation)} c ON c.id = m.conversation_id WHERE {users} ORDER BY m.conversation_id",
+        users_params,
     )
-    if not rows:
-        return None
-    user = _SOCKET_USER.make(rows[0])
+    found = {}
     at = _SOCKET_USER.width
-    mine = [(row[at], row[at + 1], row[at + 2]) for row in rows if row[at] is not None]
-    newest = {conversation_id: latest or 0 for conversation_id, _, latest in mine}
-    plaintext = {conversation_id for conversation_id, encrypted, _ in mine if not encrypted}
-    if not newest or not user.is_active:
-        return user, newest, plaintext, []
-    rows = _rows(
-        f"SELECT DISTINCT p.user_id FROM {membership} p JOIN {membership} m "  # noqa: S608
-        "ON m.conversation_id = p.conversation_id WHERE m.user_id = %s AND p.user_id <> %s",
-        [user_id, user_id],
+    for row in rows:
+        user_id = row[0]
+        if user_id not in found:
+            found[user_id] = (_SOCKET_USER.make(row), {}, set(), [])
+        if row[at] is not None:
+            _, newest, plaintext, _ = found[user_id]
+            newest[row[at]] = row[at + 2] or 0
+            if not row[at + 1]:
+                plaintext.add(row[at])
+    members, members_params = id_in(
+        "m.user_id", [user_id for user_id, (user, newest, *_) in found.items() if newest and user.is_active]
     )
-    return user, newest, plaintext, [peer for (peer,) in rows]
+    if members_params:
+        peers = _rows(
+            f"SELECT DISTINCT m.user_id, p.user_id FROM {membership} p JOIN {membership} m "  # noqa: S608
+            f"ON m.conversation_id = p.conversation_id WHERE {members} AND p.user_id <> m.user_id",
+            members_params,
+        )
+        for user_id, peer in peers:
+            found[user_id][3].append(peer)
+    return found
 
 
 def is_member(*, user: User, conversation_id: int) -> bool:

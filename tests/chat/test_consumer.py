@@ -69,6 +69,45 @@ async def test_inactive_user_refused(alice):
     assert await socket.closed_with() == 4401
 
 
+async def test_sockets_opening_at_once_read_together_and_each_gets_its_own_answer(alice, bob, carol, monkeypatch):
+    """In a storm, sockets that open at the same moment share a trip to a read thread, its queries
+    and its presence round trip; each still gets its own hello, or its own refusal."""
+    from tests.chat.conftest import session_cookie
+
+    group = await db(make_group)(alice, bob)
+    cookies = [await db(session_cookie)(user) for user in [alice, bob] * 6]
+    deactivated = await db(session_cookie)(carol)
+    await db(User.objects.filter(pk=carol.pk).update)(is_active=False)
+    batches = []
+    sockets_open = consumers.sockets_open
+
+    def counted(openings):
+        batches.append(len(openings))
+        return sockets_open(openings)
+
+    monkeypatch.setattr(consumers, "sockets_open", counted)
+    sockets = [Socket(communicator(cookie=cookie)) for cookie in [*cookies[:6], deactivated, *cookies[6:]]]
+    await asyncio.gather(*(socket.communicator.connect(timeout=FRAME_TIMEOUT) for socket in sockets))
+    refused = sockets.pop(6)
+    assert await refused.closed_with() == 4401
+    hellos = await asyncio.gather(*(socket.receive_type("hello") for socket in sockets))
+    assert sum(batches) == 13 and len(batches) < 13, batches
+    other = {alice.pk: bob.pk, bob.pk: alice.pk}
+    for hello, user in zip(hellos, [alice, bob] * 6, strict=True):
+        assert hello["user"]["id"] == user.pk and hello["conversations"] == [group.pk]
+        assert hello["online"] in ([], [other[user.pk]])
+    # Whoever opened last saw the other online.
+    assert hellos[-1]["online"] == [alice.pk]
+    assert await db(users_online)([alice.pk, bob.pk, carol.pk]) == {alice.pk, bob.pk}
+    # Each socket is live: a message reaches all twelve.
+    sockets[0].skip = {*sockets[0].skip, "message.ack"}
+    await sockets[0].send({"type": "message.send", "conversation": group.pk, "client_id": "all", "body": "all"})
+    for socket in sockets:
+        assert (await socket.receive_type("message.new"))["message"]["body"] == "all"
+    for socket in sockets:
+        await socket.close()
+
+
 async def open_with(cookie: str) -> Socket:
     socket = Socket(communicator(cookie=cookie))
     connected, _ = await socket.communicator.connect(timeout=FRAME_TIMEOUT)
@@ -83,14 +122,14 @@ async def test_user_banned_while_connecting_gets_4403(alice, monkeypatch):
     from tests.chat.conftest import session_cookie
 
     cookie = await db(session_cookie)(alice)
-    read = services.socket_session
+    read = services.socket_sessions
 
-    def read_then_ban(**arguments):
-        found = read(**arguments)
+    def read_then_ban(user_ids):
+        found = read(user_ids)
         accounts_services.user_ban(user=User.objects.get(pk=alice.pk))
         return found
 
-    monkeypatch.setattr(services, "socket_session", read_then_ban)
+    monkeypatch.setattr(services, "socket_sessions", read_then_ban)
     socket = Socket(communicator(cookie=cookie))
     await socket.communicator.connect()
     # hello is always the first frame; the ban that arrived meanwhile follows it.

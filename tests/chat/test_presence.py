@@ -4,7 +4,14 @@ import pytest
 from django.conf import settings
 from django.core.cache import caches
 
-from chat.presence import PRESENCE_TTL, presence_disconnect, presence_open, presence_refresh, users_online
+from chat.presence import (
+    PRESENCE_TTL,
+    presence_disconnect,
+    presence_open,
+    presence_open_many,
+    presence_refresh,
+    users_online,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +38,18 @@ def test_sockets_are_counted_and_peers_read_in_one_go():
     assert users_online([1]) == set()
     presence_refresh(2)
     assert presence_open(2, [1, 3]) == (False, {3})
+
+
+def test_sockets_opening_together_are_counted_in_order_and_see_each_other():
+    presence_open(4, [])
+    opened = presence_open_many([(1, [2, 4]), (2, [1, 3]), (1, [3]), (5, [])])
+    # Each socket in turn: user 1's second socket finds them online already.
+    assert [online_now for online_now, _ in opened] == [True, True, False, True]
+    # Peers are read after every socket of the batch is counted.
+    assert [online for _, online in opened] == [{2, 4}, {1}, set(), set()]
+    assert presence_disconnect(1) is False
+    assert presence_disconnect(1) is True
+    assert presence_open_many([]) == []
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="reads the entry's expiry from Redis")
