@@ -4,6 +4,7 @@ import gc
 import os
 
 from django.core.asgi import get_asgi_application
+from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatterbox.settings")
 django_asgi_app = get_asgi_application()
@@ -21,6 +22,10 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(SocketCredentialsMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# The URL configuration, with every view module it names, loads on first use: the first socket's
+# hello (which reverses the user's picture URL) paid for it, and it escaped the freeze below.
+get_resolver().reverse_dict  # noqa: B018 - reading it builds it
 
 # What the process loaded to start lives as long as it does: out of the collector's full passes,
 # which otherwise walk all of it and stalled the message path for up to 100 ms at a time.
