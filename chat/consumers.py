@@ -280,6 +280,14 @@ async def presence_announce(user_id: int, conversation_ids, *, online: bool) -> 
 _presence_leaving: set[asyncio.Task] = set()
 
 
+def _count_out(user_id: int) -> bool:
+    """Count a closed socket out; if it was the user's last, record when they were last seen and say so."""
+    if not presence_disconnect(user_id):
+        return False
+    user_seen(user_id=user_id)
+    return True
+
+
 async def presence_leave(user_id: int, conversation_ids: tuple[int, ...], *, after: float = 0) -> None:
     """Count a closed socket out `after` seconds (settings.PRESENCE_OFFLINE_GRACE); if it was the user's last, say so.
 
@@ -289,8 +297,7 @@ async def presence_leave(user_id: int, conversation_ids: tuple[int, ...], *, aft
     """
     try:
         await asyncio.sleep(after)
-        if await database_sync_to_async(presence_disconnect)(user_id):
-            await database_sync_to_async(user_seen)(user_id=user_id)
+        if await database_sync_to_async(_count_out)(user_id):
             await presence_announce(user_id, conversation_ids, online=False)
     except Exception:
         log.exception("Counting a closed socket of user %s out failed.", user_id)
@@ -452,6 +459,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 task.add_done_callback(_presence_leaving.discard)
             else:
                 await presence_leave(self.user.pk, conversation_ids)
+
+    async def websocket_disconnect(self, message):
+        # As Channels' own, less what does not apply: it discards the layer groups of the
+        # consumer's own channel (a socket has none) and closes stale database connections on a
+        # trip to its database thread (every database call here looks after its connection).
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     # Frames from the client
 
