@@ -472,8 +472,9 @@ def test_conversation_rows_are_updated_in_place_so_a_click_mid_update_lands(brow
             })"""
         )
         conversation_button(bob_page, "first").click()
-        send(bob_page, "moves first to the top")
-        expect(conversation_button(alice_page, "first")).to_contain_text("moves first to the top")
+        send(bob_page, "moves **first** to the top")
+        # The preview shows the message as plain text, without its Markdown markers.
+        expect(conversation_button(alice_page, "first")).to_contain_text("Bob Builder: moves first to the top")
         rows = alice_page.evaluate(
             """[...document.querySelectorAll('#conversation-list li')].map(
                 (item) => [item.rowMark ?? null, item.querySelector('.conversation-name').textContent]

@@ -2,6 +2,7 @@
 
 import { avatar, el, icon } from "./dom.js";
 import { attachmentSummary } from "./attachment-view.js";
+import { plainText } from "./markdown.js";
 import { messageText } from "./store.js";
 import { systemText } from "./system.js";
 
@@ -97,7 +98,9 @@ export class ConversationList {
     if (message.kind === "system") return systemText(message, this.store);
     const who = message.sender.id === this.store.me.id ? "You" : message.sender.display_name || message.sender.username;
     if (message.deleted) return `${who}: message deleted`;
-    return `${who}: ${messageText(message) || attachmentSummary(message) || (messageText(message) ?? "Encrypted message")}`;
+    // As a notification shows it: the Markdown markers dropped.
+    const text = messageText(message);
+    return `${who}: ${(text && plainText(text)) || attachmentSummary(message) || (text ?? "Encrypted message")}`;
   }
 }
 
