@@ -208,6 +208,10 @@ class OpenReads:
                 if not future.done():
                     future.set_result(result)
         finally:
+            # Cancelled (the loop closes): the sockets waiting on this batch stop waiting too.
+            for _, future in batch:
+                if not future.done():
+                    future.cancel()
             self.running -= 1
             if self.waiting:
                 self._start()
@@ -223,6 +227,8 @@ _moments = itertools.count(1)
 
 
 class _SharedSync:
+    """A plaintext page being read for every socket that asks for it meanwhile."""
+
     __slots__ = ("started", "task")
 
     def __init__(self):
@@ -230,8 +236,8 @@ class _SharedSync:
         self.task: asyncio.Task | None = None
 
 
-# Plaintext syncs being read, by (conversation, after, limit).
-_shared_syncs: dict[tuple[int, int, int], _SharedSync] = {}
+# The running event loop's plaintext syncs being read, by (conversation, after, limit).
+shared_syncs = loop_local(dict)
 
 
 async def plaintext_sync(conversation_id: int, *, after: int, limit: int, opened: int) -> tuple[str, int | None]:
@@ -244,10 +250,10 @@ async def plaintext_sync(conversation_id: int, *, after: int, limit: int, opened
     never shares a read that started before its own open read: that page could lack a message
     this socket heard of neither from that read nor live.
     """
-    key = (conversation_id, after, limit)
-    shared = _shared_syncs.get(key)
+    key, reading = (conversation_id, after, limit), shared_syncs()
+    shared = reading.get(key)
     if shared is None or (shared.started is not None and shared.started <= opened):
-        shared = _shared_syncs[key] = _SharedSync()
+        shared = reading[key] = _SharedSync()
 
         def read():
             shared.started = next(_moments)
@@ -259,8 +265,8 @@ async def plaintext_sync(conversation_id: int, *, after: int, limit: int, opened
             try:
                 messages, has_more = await read_async(read)()
             finally:
-                if _shared_syncs.get(key) is shared:
-                    del _shared_syncs[key]
+                if reading.get(key) is shared:
+                    del reading[key]
             frame = {"type": "sync.result", "conversation": conversation_id, "messages": messages, "has_more": has_more}
             return json.dumps(frame), None if has_more else (messages[-1]["id"] if messages else after)
 

@@ -434,7 +434,7 @@ async def test_plaintext_syncs_from_one_id_share_a_read_that_starts_after_they_o
     assert [m["id"] for m in user_messages(early_pages[0]["messages"])] in ([first.pk], [first.pk, second.pk])
     assert [m["id"] for m in user_messages(late_page["messages"])] == [first.pk, second.pk]
     assert reads == [0, 0]
-    assert consumers._shared_syncs == {}
+    assert consumers.shared_syncs() == {}
 
 
 async def test_socket_resends_what_the_channel_layer_dropped(alice, bob, connect):
