@@ -28,13 +28,9 @@ def presence_connect(user_id: int) -> bool:
     return False
 
 
-def presence_open(user_id: int, peer_ids: list[int]) -> tuple[bool, set[int]]:
-    """Count a new socket and read which peers are online: whether the user just came online, and those peers."""
-    return presence_open_many([(user_id, peer_ids)])[0]
-
-
 def presence_open_many(openings: list[tuple[int, list[int]]]) -> list[tuple[bool, set[int]]]:
-    """presence_open for several sockets (user id and peer ids each) that open at the same moment.
+    """Count new sockets (a user id and peer ids each) that open at the same moment, and read which
+    peers are online: for each socket, whether it brought its user online, and those peers.
 
     On Redis, one round trip for all: INCR (a missing entry counts from 0, as `add` would) and
     EXPIRE for each socket, then one MGET of every peer. The keys are ours, so they skip the

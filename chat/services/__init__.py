@@ -46,7 +46,6 @@ from chat.services.reads import (
     is_member,
     member_check,
     newest_message_ids,
-    socket_session,
     socket_sessions,
 )
 
@@ -83,7 +82,6 @@ __all__ = [
     "reaction_set",
     "reactions_attach",
     "read_mark",
-    "socket_session",
     "socket_sessions",
     "upload_precheck",
 ]

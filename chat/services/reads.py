@@ -150,18 +150,14 @@ def _with_last_messages(user: User, conversations: list) -> list[dict]:
     return objects
 
 
-# The user row a socket works with, read again on every connect (see socket_session).
+# The user row a socket works with, read again on every connect (see socket_sessions).
 _SOCKET_USER = ModelColumns(User, "u")
 
 
-def socket_session(*, user_id: int) -> tuple[User, dict[int, int], set[int], list[int]] | None:
-    """Return the user, their conversations with their newest message id, the plaintext ones among
-    them, and the users sharing one; None if there is no such user."""
-    return socket_sessions([user_id]).get(user_id)
-
-
 def socket_sessions(user_ids: list[int]) -> dict[int, tuple[User, dict[int, int], set[int], list[int]]]:
-    """socket_session for each of several users (sockets that open at the same moment), by user id.
+    """For each of the users (sockets that open at the same moment), by user id: the user, their
+    conversations with their newest message id, the plaintext ones among them, and the users
+    sharing one. A user id with no user is left out.
 
     Two queries written once in SQL, whatever the number of users (the user rows come with the
     first): every socket that opens asks them.

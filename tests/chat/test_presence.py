@@ -7,11 +7,15 @@ from django.core.cache import caches
 from chat.presence import (
     PRESENCE_TTL,
     presence_disconnect,
-    presence_open,
     presence_open_many,
     presence_refresh,
     users_online,
 )
+
+
+def presence_open(user_id: int, peer_ids: list[int]) -> tuple[bool, set[int]]:
+    """One socket opening alone."""
+    return presence_open_many([(user_id, peer_ids)])[0]
 
 
 @pytest.fixture(autouse=True)
