@@ -492,7 +492,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         client_id = content.get("client_id") if isinstance(content, dict) else None
         try:
             kind, fields = frame_check(content)
-            await self._presence_keepalive()
+            self._presence_keepalive()
             await getattr(self, "frame_" + kind.replace(".", "_"))(**fields)
         except DomainError as error:
             # The one place where domain errors become error frames.
@@ -597,10 +597,21 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             self.conversations.add(conversation_id)
             await hub().join(conversation_id, self)
 
-    async def _presence_keepalive(self) -> None:
+    def _presence_keepalive(self) -> None:
+        """Renew the user's presence entry now and then, beside the frame, not before it: sockets
+        that connected together renew together, and each frame that waited for its renewal queued
+        behind the others on Channels' one database thread."""
         if time.monotonic() - self.presence_at > PRESENCE_REFRESH_INTERVAL:
             self.presence_at = time.monotonic()
-            await database_sync_to_async(presence_refresh)(self.user.pk)
+            task = asyncio.get_running_loop().create_task(read_async(presence_refresh)(self.user.pk))
+            self.tasks.add(task)
+            task.add_done_callback(self._presence_renewed)
+
+    def _presence_renewed(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The entry then expires with PRESENCE_TTL unless a later frame renews it.
+            log.warning("Renewing the presence of user %s failed: %r", self.user.pk, task.exception())
 
     async def _presence_announce(self, *, online: bool) -> None:
         await presence_announce(self.user.pk, self.conversations, online=online)

@@ -18,7 +18,7 @@ from accounts.models import User
 from chat import consumers, events, services
 from chat.consumers import ChatConsumer
 from chat.models import Message
-from chat.presence import users_online
+from chat.presence import presence_clear, users_online
 from tests.chat.conftest import (
     FRAME_TIMEOUT,
     Socket,
@@ -474,6 +474,18 @@ async def test_live_event_for_a_synced_message_is_not_repeated(alice, bob, conne
     await events.conversation_send(group.pk, late)
     second = await db(send)(alice, group, "two")
     assert (await socket.receive_type("message.new"))["message"]["id"] == second.pk
+
+
+async def test_a_frame_renews_an_expired_presence_entry_beside_its_answer(alice, connect, monkeypatch):
+    socket = await connect(alice)
+    await db(presence_clear)(alice.pk)  # as if the entry had expired
+    monkeypatch.setattr(consumers, "PRESENCE_REFRESH_INTERVAL", 0.0)
+    await socket.barrier()
+    for _ in range(50):
+        if await db(users_online)([alice.pk]) == {alice.pk}:
+            break
+        await asyncio.sleep(0.05)
+    assert await db(users_online)([alice.pk]) == {alice.pk}
 
 
 async def test_typing_relayed_to_others_and_throttled(alice, bob, connect):
