@@ -41,19 +41,19 @@ def presence_open_many(openings: list[tuple[int, list[int]]]) -> list[tuple[bool
     if not isinstance(backend, RedisCache):
         came_online = [presence_connect(user_id) for user_id, _ in openings]
         online = users_online(peers)
-        return [(now, online.intersection(peer_ids)) for now, (_, peer_ids) in zip(came_online, openings, strict=True)]
-    pipeline = backend._cache.get_client(write=True).pipeline(transaction=False)
-    for user_id, _ in openings:
-        key = backend.make_key(_key(user_id))
-        pipeline.incr(key)
-        pipeline.expire(key, PRESENCE_TTL)
-    if peers:
-        pipeline.mget([backend.make_key(_key(peer)) for peer in peers])
-    replies = pipeline.execute()
-    values = replies[-1] if peers else []
-    online = {peer for peer, value in zip(peers, values, strict=True) if value and int(value) > 0}
-    counts = replies[0 : 2 * len(openings) : 2]
-    return [(count == 1, online.intersection(peer_ids)) for count, (_, peer_ids) in zip(counts, openings, strict=True)]
+    else:
+        pipeline = backend._cache.get_client(write=True).pipeline(transaction=False)
+        for user_id, _ in openings:
+            key = backend.make_key(_key(user_id))
+            pipeline.incr(key)
+            pipeline.expire(key, PRESENCE_TTL)
+        if peers:
+            pipeline.mget([backend.make_key(_key(peer)) for peer in peers])
+        replies = pipeline.execute()
+        values = replies[-1] if peers else []
+        online = {peer for peer, value in zip(peers, values, strict=True) if value and int(value) > 0}
+        came_online = [count == 1 for count in replies[0 : 2 * len(openings) : 2]]
+    return [(now, online.intersection(peer_ids)) for now, (_, peer_ids) in zip(came_online, openings, strict=True)]
 
 
 def presence_refresh(user_id: int) -> None:
