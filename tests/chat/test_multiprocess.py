@@ -41,10 +41,17 @@ def worker_of(server, socket: LiveSocket) -> int:
             break
     pid = server.process.pid
     for worker in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        descriptors = Path(f"/proc/{worker}/fd").iterdir()
-        if any(os.readlink(fd) == f"socket:[{inode}]" for fd in descriptors):
+        if any(_link(fd) == f"socket:[{inode}]" for fd in Path(f"/proc/{worker}/fd").iterdir()):
             return int(worker)
     raise AssertionError(f"no worker of {pid} holds the connection from port {client_port}")
+
+
+def _link(descriptor: Path) -> str | None:
+    """What a process's descriptor points at, or None if it closed since it was listed."""
+    try:
+        return os.readlink(descriptor)
+    except FileNotFoundError:
+        return None
 
 
 def http_delete(server, path: str, cookie: str) -> int:
