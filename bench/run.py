@@ -18,6 +18,11 @@ Scenarios:
 - S4 reconnect storm (Chatterbox only): 500 sockets in 5 channels, then 1,000 in 10, dropped at
   once while messages flow; seconds until all are back and synced, lost, duplicates and stuck
   sockets.
+- S5 processes (Chatterbox on PostgreSQL + Redis only): S2's pairs at rising rates against one
+  server process and then against two on one port (Gunicorn's workers, as `WEB_CONCURRENCY=2`
+  runs them), with nothing pinned: the servers, this load generator, PostgreSQL and Redis share
+  the machine's cores. The kernel hands each socket to either process, so about half the pairs
+  talk across processes through Redis. Server CPU counts every process of the server.
 
 Results: a Markdown table in bench/results/RESULTS.md (with the machine's description) and
 latency-against-rate plots as SVG. Figures on a shared or busy machine are noisy; the ratios to
@@ -26,6 +31,7 @@ the yardsticks, measured in the same run under the same pinning, are the steadie
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -73,6 +79,13 @@ def cpu_seconds(pid: int, *, main_thread: bool = False) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_times() -> tuple[int, int]:
+    """Busy and total jiffies of every core together, from /proc/stat."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -87,14 +100,35 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-class Server:
-    """One server process on core 0, with its CPU and memory readable from /proc."""
+def descendants(pid: int) -> list[int]:
+    """The pids of a process's children, their children and so on."""
+    found = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found += [child, *descendants(child)]
+    return found
 
-    def __init__(self, name: str, command: list[str], env: dict, port: int, workdir: Path):
+
+class Server:
+    """One server on core 0 (or on any core), with its CPU and memory readable from /proc."""
+
+    def __init__(self, name: str, command: list[str], env: dict, port: int, workdir: Path, core: int | None = 0):
         self.name, self.port = name, port
         self.log = open(workdir / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            pinned(command, 0), cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
+            command if core is None else pinned(command, core),
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while True:
@@ -111,6 +145,14 @@ class Server:
     def pid(self) -> int:
         # taskset execs the server, so the pid is the server's own.
         return self.process.pid
+
+    def cpu(self) -> float:
+        """CPU seconds of the server: its process and the workers it started."""
+        total = 0.0
+        for pid in [self.pid, *descendants(self.pid)]:
+            with contextlib.suppress(OSError):  # a process that ended between the listing and the read
+                total += cpu_seconds(pid)
+        return total
 
     def stop(self) -> None:
         self.process.terminate()
@@ -141,11 +183,12 @@ class Target:
 class Chatterbox(Target):
     persistent = True
 
-    def __init__(self, name: str, config: str, workdir: Path, server_cmd: str):
+    def __init__(self, name: str, config: str, workdir: Path, server_cmd: str, workers: int = 1):
         self.name = name
         self.config = config
         self.workdir = workdir
         self.server_cmd = server_cmd
+        self.workers = workers
         self.env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH"}}
         self.env.update({"DEBUG": "0", "SECRET_KEY": "bench-" + "x" * 60, "ALLOWED_HOSTS": "127.0.0.1"})
         self.env.update({"SECURE_SSL_REDIRECT": "0", "CHAT_RATE_LIMIT": "off", "LOG_LEVEL": "WARNING"})
@@ -178,12 +221,12 @@ class Chatterbox(Target):
         )
         return json.loads(output.stdout)
 
-    def start(self) -> Server:
+    def start(self, core: int | None = 0) -> Server:
         port = free_port()
         self.url = f"ws://127.0.0.1:{port}/ws/"
-        # The command bin/serve and the Procfile run (one process, so its pid is the server's).
-        command = serve.command(server=self.server_cmd, host="127.0.0.1", port=port)
-        return Server(self.name, command, self.env, port, self.workdir)
+        # The command bin/serve and the Procfile run.
+        command = serve.command(server=self.server_cmd, host="127.0.0.1", port=port, workers=self.workers)
+        return Server(self.name, command, self.env, port, self.workdir, core)
 
     async def open(self, member):
         from websockets.asyncio.client import connect
@@ -338,7 +381,7 @@ async def rate_step(target, server, senders, receivers, expected_per_message, ra
 async def _rate_step(target, server, senders, receivers, expected_per_message, rate, seconds, sent):
     count = max(1, int(rate * seconds))
     before = {id(r): len(r.ids) for r in receivers}
-    cpu_before = cpu_seconds(server.pid)
+    cpu_before, machine_before = server.cpu(), machine_times()
     start = time.perf_counter()
     tag = f"{target.name[:10]}-{rate}-{time.monotonic_ns()}"
     for seq in range(count):
@@ -358,7 +401,8 @@ async def _rate_step(target, server, senders, receivers, expected_per_message, r
             break
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - start
-    cpu = cpu_seconds(server.pid) - cpu_before
+    cpu = server.cpu() - cpu_before
+    busy, total = (after - before for after, before in zip(machine_times(), machine_before, strict=True))
     got = sum(len(r.ids) - before[id(r)] for r in receivers)
     latencies = [lat for r in receivers for lat in r.latencies[before[id(r)] :]]
     return {
@@ -371,6 +415,7 @@ async def _rate_step(target, server, senders, receivers, expected_per_message, r
         "p99": percentile(latencies, 0.99),
         "max": max(latencies) if latencies else float("nan"),
         "cpu_us_per_delivery": cpu / max(got, 1) * 1e6,
+        "machine_busy": busy / max(total, 1),
     }
 
 
@@ -569,6 +614,7 @@ def sizes(smoke: bool) -> dict:
             "pair_rates": [20],
             "idle": 40,
             "storms": [[2, 10]],
+            "process_rates": [20],
             "seconds": 1.0,
             "storm_s": 3.0,
         }
@@ -580,6 +626,7 @@ def sizes(smoke: bool) -> dict:
         "idle": 1000,
         # 500 sockets (the issue's bench) and 1,000 (its target), 100 per channel.
         "storms": [[5, 100], [10, 100]],
+        "process_rates": [2000, 2500, 3000, 3500, 4000],
         "seconds": 2.0,
         "storm_s": 5.0,
     }
@@ -621,6 +668,25 @@ async def run_target(target, size, results):
             ] = await scenario_storm(target, server, storm, size["storm_s"])
     finally:
         server.stop()
+
+
+async def run_processes(workdir: Path, server_cmd: str, size: dict, results: dict) -> None:
+    """S5: S2's pairs against one server process, then two on one port, with nothing pinned."""
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, range(os.cpu_count() or 1))
+    try:
+        for workers in (1, 2):
+            name = f"chatterbox-pg-redis-{workers}-process{'es' if workers > 1 else ''}"
+            target = Chatterbox(name, "pg", workdir, server_cmd, workers=workers)
+            prepared = target.prepare({"pairs": size["pairs"]})
+            server = target.start(core=None)
+            try:
+                steps = await scenario_pairs(target, server, prepared["pairs"], size["process_rates"], size["seconds"])
+            finally:
+                server.stop()
+            results.setdefault(f"S5 processes, {size['pairs']} pairs", {})[name] = steps
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 def best_step(steps: list[dict]) -> dict:
@@ -679,6 +745,35 @@ def rate_table(by_target: dict) -> list[str]:
     return lines
 
 
+def processes_table(by_target: dict) -> list[str]:
+    lines = [
+        "| server | best rate (msgs/s) | deliveries/s | p50 ms | p99 ms | max ms | lost "
+        "| CPU us/delivery, all processes | deliveries/s vs one process "
+        "| most deliveries/s at any step, vs one process |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    bests = {name: best_step(steps) for name, steps in by_target.items()}
+    one = next(iter(bests.values()))
+    peaks = {name: max(s["deliveries_per_s"] for s in steps) for name, steps in by_target.items()}
+    one_peak = next(iter(peaks.values()))
+    for name, best in bests.items():
+        lines.append(
+            f"| {name} | {best['rate']} | {best['deliveries_per_s']:.0f} | {best['p50']:.1f} | {best['p99']:.1f} "
+            f"| {best['max']:.1f} | {best['lost']} | {best['cpu_us_per_delivery']:.0f} "
+            f"| {ratio(best['deliveries_per_s'], one['deliveries_per_s'])} "
+            f"| {peaks[name]:.0f}, {ratio(peaks[name], one_peak)} |"
+        )
+    lines += ["", "Every step: rate -> deliveries/s, p99 ms, lost, CPU us/delivery, the machine's cores busy.", ""]
+    for name, steps in by_target.items():
+        cells = "; ".join(
+            f"{s['rate']} -> {s['deliveries_per_s']:.0f}/s, {s['p99']:.0f} ms, {s['lost']}, "
+            f"{s['cpu_us_per_delivery']:.0f}, {s['machine_busy']:.0%}"
+            for s in steps
+        )
+        lines.append(f"- {name}: {cells}")
+    return lines
+
+
 def report(results: dict, smoke: bool, started_load: str) -> str:
     lines = [f"# Message-path benchmark{' (smoke)' if smoke else ''}", "", f"Machine: {started_load}", ""]
     lines.append("Server on core 0, load generator on core 1. Ratios: Chatterbox's figure / the yardstick's.")
@@ -688,6 +783,9 @@ def report(results: dict, smoke: bool, started_load: str) -> str:
         lines += [f"## {scenario}", ""]
         if scenario.startswith(("S1", "S2")):
             lines += rate_table(by_target)
+        elif scenario.startswith("S5"):
+            lines += ["Nothing pinned: the servers, the load generator, PostgreSQL and Redis share every core.", ""]
+            lines += processes_table(by_target)
         elif scenario.startswith("S3"):
             lines.append(
                 "| target | open all (s) | server CPU per socket (ms) | of it, the event loop's | KiB per socket "
@@ -772,6 +870,9 @@ async def main_async(args) -> dict:
     for target in targets:
         print(f"== {target.name}", flush=True)
         await run_target(target, size, results)
+    if "pg" in args.targets and "S5" in size["scenarios"]:
+        print("== chatterbox-pg-redis, one process and two", flush=True)
+        await run_processes(workdir, args.server, size, results)
     shutil.rmtree(workdir, ignore_errors=True)
     return results
 
@@ -780,7 +881,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds long (CI)")
     parser.add_argument("--targets", default="embedded,pg,tutorial,bare", help="comma-separated subset")
-    parser.add_argument("--scenarios", default="S1,S2,S3,S4", help="comma-separated subset")
+    parser.add_argument("--scenarios", default="S1,S2,S3,S4,S5", help="comma-separated subset")
     parser.add_argument(
         "--server", default=serve.DEFAULT_SERVER, choices=serve.SERVERS, help="ASGI server for Chatterbox"
     )
@@ -795,7 +896,7 @@ def main() -> None:
     (out / "RESULTS.md").write_text(text)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     for scenario, by_target in results.items():
-        if scenario.startswith(("S1", "S2")):
+        if scenario.startswith(("S1", "S2", "S5")):
             name, size = scenario.split(",")[0], scenario.split(",")[1].strip().split()[0]
             slug = (name.replace("1:1", "pairs").replace(" ", "-") + "-" + size).lower()
             (out / f"{slug}.svg").write_text(svg_plot(scenario, by_target))

@@ -26,7 +26,14 @@ def test_bench_smoke_loses_nothing(tmp_path):
     command = [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--targets", target, "--out", str(tmp_path)]
     subprocess.run(command, cwd=ROOT, env=env, check=True, timeout=300, capture_output=True)
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results) == {"S1 fan-out, 20 members", "S2 1:1, 10 pairs", "S3 idle, 40 sockets", "S4 storm, 20 sockets"}
+    expected = {"S1 fan-out, 20 members", "S2 1:1, 10 pairs", "S3 idle, 40 sockets", "S4 storm, 20 sockets"}
+    # S5, one server process against two on one port, needs Redis between the processes.
+    assert set(results) == expected | ({"S5 processes, 10 pairs"} if target == "pg" else set())
+    if target == "pg":
+        by_processes = results.pop("S5 processes, 10 pairs")
+        assert set(by_processes) == {"chatterbox-pg-redis-1-process", "chatterbox-pg-redis-2-processes"}
+        for steps in by_processes.values():
+            assert steps and all(step["lost"] == 0 and step["deliveries"] == step["messages"] for step in steps)
     for scenario, by_target in results.items():
         figures = next(iter(by_target.values()))
         if scenario.startswith(("S1", "S2")):
