@@ -518,10 +518,16 @@ def message_edit(
     if message.deleted:
         raise Invalid("A deleted message cannot be edited.")
     fields, wrapped = _content_check(conversation, member_ids, body=body, ciphertext=ciphertext, nonce=nonce, keys=keys)
+    mentioned = mentions_check(conversation=conversation, sender=editor, body=fields.get("body"))
     _rate_limit_check(editor.pk)
     for field, value in {**fields, "edited_at": timezone.now()}.items():
         setattr(message, field, value)
     message.save(update_fields=[*fields, "edited_at"])
+    if not conversation.encrypted:
+        # The mentions follow the new text: a name added counts for that member, a name removed no longer.
+        message.mentions.exclude(user_id__in=mentioned).delete()
+        mentioned -= set(message.mentions.values_list("user_id", flat=True))
+        rows_insert(mentions_rows(message=message, user_ids=mentioned))
     if wrapped:
         message.keys.all().delete()
         MessageKey.objects.bulk_create(

@@ -58,3 +58,21 @@ def test_everyone_mentions_are_for_owners_and_admins(alice, bob, carol, client_o
         send(bob, group, "@channel hi")
     direct = make_direct(alice, bob)
     assert direct.encrypted  # the server cannot read it: the browser decides there
+
+
+def test_an_edit_recounts_the_mentions(alice, bob, carol, client_of, no_rate_limit):
+    channel = make_channel(alice, bob, carol, name="general")
+    message = send(bob, channel, "can someone look at this?")
+    services.message_edit(editor=bob, message_id=message.pk, body="@alice can you look at this?")
+    assert listing_of(client_of(alice))["general"]["mentions"] == 1
+    services.message_edit(editor=bob, message_id=message.pk, body="@carol can you look at this, or @alice?")
+    assert set(message.mentions.values_list("user_id", flat=True)) == {alice.pk, carol.pk}
+    services.message_edit(editor=bob, message_id=message.pk, body="@carol can you look at this?")
+    assert listing_of(client_of(alice))["general"]["mentions"] == 0
+    assert listing_of(client_of(carol))["general"]["mentions"] == 1
+    # An edit that may not name everyone is refused whole: the text and the mentions stay.
+    with pytest.raises(Forbidden):
+        services.message_edit(editor=bob, message_id=message.pk, body="@channel can you look at this?")
+    message.refresh_from_db()
+    assert message.body == "@carol can you look at this?"
+    assert list(message.mentions.values_list("user_id", flat=True)) == [carol.pk]
