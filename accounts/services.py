@@ -97,6 +97,6 @@ def user_unban(*, user: User, actor: User | None = None, reason: str = "") -> Us
     return user
 
 
-def user_seen(*, user_id: int) -> None:
-    """Record that the user's last socket just closed: the "last seen" others are shown."""
-    User.objects.filter(pk=user_id).update(last_seen_at=timezone.now())
+def users_seen(*, user_ids) -> None:
+    """Record that these users' last sockets just closed: the "last seen" others are shown."""
+    User.objects.filter(pk__in=user_ids).update(last_seen_at=timezone.now())

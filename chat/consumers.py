@@ -20,17 +20,18 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError, connection
 
 from accounts.api import user_json
 from accounts.models import User
-from accounts.services import user_seen
+from accounts.services import users_seen
 from accounts.sessions import SocketCredentials, session_tag, socket_signin, token_refused
 from chat import events, services
 from chat.fanout import hub, loop_local
 from chat.message_path import INFRASTRUCTURE_ERRORS, message_writer
-from chat.presence import presence_disconnect, presence_open_many, presence_refresh, users_online
+from chat.presence import presence_close_many, presence_open_many, presence_refresh, users_online
 from chatterbox.errors import DomainError, Invalid, TooLarge, Unavailable
 
 log = logging.getLogger(__name__)
@@ -286,12 +287,77 @@ async def presence_announce(user_id: int, conversation_ids, *, online: bool) -> 
 _presence_leaving: set[asyncio.Task] = set()
 
 
-def _count_out(user_id: int) -> bool:
-    """Count a closed socket out; if it was the user's last, record when they were last seen and say so."""
-    if not presence_disconnect(user_id):
-        return False
-    user_seen(user_id=user_id)
-    return True
+def _count_out(user_ids: list[int]) -> set[int]:
+    """Count closed sockets out (a user id each); record when the users whose last socket it was
+    were last seen, and return them."""
+    offline = {user_id for user_id, last in zip(user_ids, presence_close_many(user_ids), strict=True) if last}
+    if offline:
+        users_seen(user_ids=offline)
+    return offline
+
+
+class PresenceLeaves:
+    """Closed sockets counted out together, as OpenReads opens them together.
+
+    Sockets that close at the same moment (a network change, a proxy restart, a reconnect storm)
+    see their graces run out at the same moment too. One batch runs at a time and the sockets
+    that come meanwhile wait for the next: a batch costs one trip to the database thread (one
+    Redis script, one UPDATE of the last seen) and one `group_send_many` of the users who went
+    offline, where each socket took a trip, three Redis round trips, an UPDATE and a group send
+    of its own.
+    """
+
+    SIZE = 500
+
+    def __init__(self):
+        self.waiting: list[tuple[int, tuple[int, ...], asyncio.Future]] = []
+        self.task: asyncio.Task | None = None
+
+    async def leave(self, user_id: int, conversation_ids: tuple[int, ...]) -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        # Counted out even if this waiter is cancelled: the socket is closed either way.
+        self.waiting.append((user_id, conversation_ids, future))
+        if self.task is None:
+            self.task = loop.create_task(self._drain())
+        await future
+
+    async def _drain(self) -> None:
+        batch = []
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting[: self.SIZE], self.waiting[self.SIZE :]
+                try:
+                    await self._count_out(batch)
+                except Exception:
+                    # The entries then expire with PRESENCE_TTL.
+                    log.exception("Counting %d closed sockets out failed.", len(batch))
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+        finally:
+            # Cancelled (the loop closes): nobody is left waiting.
+            for *_, future in batch + self.waiting:
+                if not future.done():
+                    future.cancel()
+            self.task = None
+
+    @staticmethod
+    async def _count_out(batch) -> None:
+        offline = await database_sync_to_async(_count_out)([user_id for user_id, _, _ in batch])
+        announced = set()
+        sends = []
+        for user_id, conversation_ids, _ in batch:
+            if user_id in offline and user_id not in announced:
+                announced.add(user_id)
+                event = {"type": "chat.presence", "user": user_id, "online": False}
+                sends += [events.conversation_message(conversation_id, event) for conversation_id in conversation_ids]
+        if sends:
+            await get_channel_layer().group_send_many(sends)
+
+
+# The presence leaves of the running event loop.
+presence_leaves = loop_local(PresenceLeaves)
 
 
 async def presence_leave(user_id: int, conversation_ids: tuple[int, ...], *, after: float = 0) -> None:
@@ -301,12 +367,8 @@ async def presence_leave(user_id: int, conversation_ids: tuple[int, ...], *, aft
     never shown offline and online again: their count never reached zero, so there is nothing to
     announce either way. A failure is logged; the entry then expires with PRESENCE_TTL.
     """
-    try:
-        await asyncio.sleep(after)
-        if await database_sync_to_async(_count_out)(user_id):
-            await presence_announce(user_id, conversation_ids, online=False)
-    except Exception:
-        log.exception("Counting a closed socket of user %s out failed.", user_id)
+    await asyncio.sleep(after)
+    await presence_leaves().leave(user_id, conversation_ids)
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):

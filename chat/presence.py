@@ -62,8 +62,39 @@ def presence_refresh(user_id: int) -> None:
         cache.add(_key(user_id), 1, PRESENCE_TTL)
 
 
-def presence_disconnect(user_id: int) -> bool:
-    """Forget one socket; return True when the user's last one closed."""
+def presence_close_many(user_ids: list[int]) -> list[bool]:
+    """Forget one socket of each user (a user may come more than once, a socket each); return, for
+    each in turn, whether it was the user's last.
+
+    On Redis one script for all: each count goes down and an entry at zero goes, atomically, so a
+    socket opening meanwhile never finds its count taken from under it. A count that expired
+    meanwhile (the user is already offline) counts as a last socket.
+    """
+    backend = caches["default"]
+    if not user_ids:
+        return []
+    if not isinstance(backend, RedisCache):
+        return [_close_one(user_id) for user_id in user_ids]
+    global _close_script
+    client = backend._cache.get_client(write=True)
+    if _close_script is None:
+        _close_script = client.register_script(_CLOSE_SCRIPT)
+    counts = _close_script(keys=[backend.make_key(_key(user_id)) for user_id in user_ids], client=client)
+    return [count <= 0 for count in counts]
+
+
+_CLOSE_SCRIPT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('DECR', key)
+  if counts[i] <= 0 then redis.call('DEL', key) end
+end
+return counts
+"""
+_close_script = None
+
+
+def _close_one(user_id: int) -> bool:
     key = _key(user_id)
     try:
         remaining = cache.decr(key)

@@ -225,9 +225,9 @@ def test_user_profile_answers_status_bio_and_presence(client_of, alice, bob):
 
 
 def test_user_profile_says_when_an_offline_user_was_last_seen(client_of, alice, bob):
-    from accounts.services import user_seen
+    from accounts.services import users_seen
 
-    user_seen(user_id=bob.pk)
+    users_seen(user_ids=[bob.pk])
     bob.refresh_from_db()
     answer = client_of(alice).get("/api/users/BOB/").json()
     assert answer["online"] is False

@@ -235,6 +235,37 @@ async def test_a_socket_back_within_the_grace_is_never_shown_offline(alice, bob,
     assert (await db(User.objects.get)(pk=alice.pk)).last_seen_at is not None
 
 
+async def test_sockets_closing_at_once_count_out_together(alice, bob, carol, connect, settings, monkeypatch):
+    """A network change closes many sockets at once: their graces run out together and count out
+    in a few batches, and each user who went offline is announced once, when their last socket went."""
+    settings.PRESENCE_OFFLINE_GRACE = 0.3
+    await db(make_group)(alice, bob, carol)
+    watcher = await connect(carol)
+    watcher.skip = set()
+    sockets = {alice.pk: [await connect(alice) for _ in range(3)], bob.pk: [await connect(bob) for _ in range(2)]}
+    assert [await watcher.receive() for _ in range(2)] == [
+        {"type": "presence", "user": alice.pk, "online": True},
+        {"type": "presence", "user": bob.pk, "online": True},
+    ]
+    batches = []
+    close_many = consumers.presence_close_many
+
+    def counted(user_ids):
+        batches.append(sorted(user_ids))
+        return close_many(user_ids)
+
+    monkeypatch.setattr(consumers, "presence_close_many", counted)
+    await asyncio.gather(*(socket.close() for socket in sockets[alice.pk] + sockets[bob.pk][:1]))
+    assert await watcher.receive() == {"type": "presence", "user": alice.pk, "online": False}
+    await watcher.barrier()  # once: Alice's three sockets went in the same moment
+    assert sorted(user for batch in batches for user in batch) == sorted([alice.pk] * 3 + [bob.pk])
+    assert len(batches) < 4, batches
+    seen = await db(lambda: dict(User.objects.filter(pk__in=[alice.pk, bob.pk]).values_list("pk", "last_seen_at")))()
+    assert seen[alice.pk] is not None and seen[bob.pk] is None  # Bob's second socket keeps him online
+    await sockets[bob.pk][1].close()
+    assert await watcher.receive() == {"type": "presence", "user": bob.pk, "online": False}
+
+
 async def test_a_repair_asked_while_a_socket_connects_waits_for_hello(alice, bob, connect, monkeypatch):
     """The delivery watcher may find a socket behind before its hello: hello still comes first, then the message."""
     group = await db(make_group)(alice, bob)

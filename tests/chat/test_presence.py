@@ -6,7 +6,7 @@ from django.core.cache import caches
 
 from chat.presence import (
     PRESENCE_TTL,
-    presence_disconnect,
+    presence_close_many,
     presence_open_many,
     presence_refresh,
     users_online,
@@ -33,15 +33,26 @@ def test_sockets_are_counted_and_peers_read_in_one_go():
     assert users_online([1, 2, 3, 4]) == {1, 2, 3}
 
     # The last socket to close takes the user offline; not before.
-    assert presence_disconnect(1) is False
+    assert presence_close_many([1]) == [False]
     assert users_online([1]) == {1}
-    assert presence_disconnect(1) is True
+    assert presence_close_many([1]) == [True]
     assert users_online([1, 2]) == {2}
     # Closing more sockets than were counted (an entry that expired) leaves the user offline.
-    assert presence_disconnect(1) is True
+    assert presence_close_many([1]) == [True]
     assert users_online([1]) == set()
     presence_refresh(2)
     assert presence_open(2, [1, 3]) == (False, {3})
+
+
+def test_sockets_closing_together_are_counted_out_in_order():
+    presence_open_many([(1, []), (1, []), (2, []), (3, [])])
+    # User 1's two sockets: the second to go is the last; user 4 has no entry (it expired).
+    assert presence_close_many([1, 2, 4, 1]) == [False, True, True, True]
+    assert users_online([1, 2, 3, 4]) == {3}
+    # Counted out again after they went: still offline, no entry below zero left behind.
+    assert presence_close_many([2]) == [True]
+    assert presence_open_many([(2, [3])]) == [(True, {3})]
+    assert presence_close_many([]) == []
 
 
 def test_sockets_opening_together_are_counted_in_order_and_see_each_other():
@@ -51,8 +62,7 @@ def test_sockets_opening_together_are_counted_in_order_and_see_each_other():
     assert [online_now for online_now, _ in opened] == [True, True, False, True]
     # Peers are read after every socket of the batch is counted.
     assert [online for _, online in opened] == [{2, 4}, {1}, set(), set()]
-    assert presence_disconnect(1) is False
-    assert presence_disconnect(1) is True
+    assert presence_close_many([1, 1]) == [False, True]
     assert presence_open_many([]) == []
 
 
