@@ -69,11 +69,15 @@ class ConversationQuerySet(models.QuerySet):
         )
 
     def channels_for(self, user) -> "ConversationQuerySet":
-        """Return public channels with their member count and whether the user has joined."""
+        """Return public channels with their member count and whether the user has joined.
+
+        An archived channel is listed to its members only: nobody else can join it.
+        """
         joined = Membership.objects.filter(conversation=OuterRef("pk"), user=user)
         return (
             self.filter(kind=Conversation.Kind.CHANNEL)
             .annotate(member_count=Count("memberships"), joined=Exists(joined))
+            .filter(Q(archived_at__isnull=True) | Q(joined=True))
             .order_by("name", "id")
         )
 

@@ -14,7 +14,7 @@ from chat.services.lookups import (
     _conversation_get,
     _membership_require,
 )
-from chat.services.memberships import _member_add
+from chat.services.memberships import _archived_check, _member_add
 from chat.services.system import system_message_post
 from chatterbox.errors import Forbidden, Invalid
 from moderation.audit import audit_record
@@ -147,6 +147,7 @@ def channel_join(*, user: User, conversation_id: int) -> tuple[Conversation, boo
     conversation = _conversation_get(conversation_id, lock=True)
     if conversation.kind != Kind.CHANNEL:
         raise Forbidden("Only public channels can be joined; ask a member to invite you.")
+    _archived_check(conversation, user)
     joined = _member_add(conversation, user)
     if joined:
         system_message_post(conversation, event="member.joined", actor=user, user=user)

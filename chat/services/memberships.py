@@ -37,6 +37,7 @@ def membership_add(*, actor: User, conversation_id: int, username: str) -> tuple
     if not _membership_require(conversation, actor).is_moderator:
         raise Forbidden("Only the owner and admins can invite.")
     (user,) = _active_users([username])
+    _archived_check(conversation, user)
     if conversation.kind == Kind.GROUP and conversation.memberships.count() >= settings.CHAT_GROUP_MAX_MEMBERS:
         raise Invalid(f"A group has at most {settings.CHAT_GROUP_MAX_MEMBERS} members.")
     added = _member_add(conversation, user)
@@ -44,6 +45,12 @@ def membership_add(*, actor: User, conversation_id: int, username: str) -> tuple
         audit_record(actor=actor, action="member.added", target_user=user, conversation=conversation)
         system_message_post(conversation, event="member.added", actor=actor, user=user)
     return conversation, added
+
+
+def _archived_check(conversation: Conversation, user: User) -> None:
+    """Refuse a newcomer to an archived conversation: it is closed until unarchived (a member stays one)."""
+    if conversation.archived and not conversation.memberships.filter(user=user).exists():
+        raise Forbidden("This conversation is archived: nobody can join it until it is unarchived.")
 
 
 def _member_add(conversation: Conversation, user: User) -> bool:

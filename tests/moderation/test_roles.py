@@ -172,6 +172,32 @@ def test_an_archived_channel_refuses_sends_and_stays_readable(alice, bob, client
     assert [e.action for e in AuditEntry.objects.order_by("id")] == ["conversation.archived", "conversation.unarchived"]
 
 
+def test_an_archived_conversation_takes_no_newcomers(alice, bob, carol, client_of):
+    channel = make_channel(alice, bob, name="old-news")
+    group = make_group(alice, bob, name="Old team")
+    for conversation in (channel, group):
+        patch(client_of(alice), f"/api/conversations/{conversation.pk}/", {"archived": True})
+    joined = client_of(carol).post(f"/api/conversations/{channel.pk}/join/")
+    assert joined.status_code == 403 and "archived" in joined.json()["detail"]
+    invited = client_of(alice).post(
+        f"/api/conversations/{group.pk}/members/", {"username": "carol"}, "application/json"
+    )
+    assert invited.status_code == 403 and "archived" in invited.json()["detail"]
+    assert not Membership.objects.filter(user=carol).exists()
+    # Its members still find it in the directory; nobody else does.
+    assert [c["name"] for c in client_of(bob).get("/api/channels/").json()] == ["old-news"]
+    assert client_of(carol).get("/api/channels/").json() == []
+    # Inviting a member again is no change, archived or not; unarchived, it takes newcomers again.
+    assert (
+        client_of(alice)
+        .post(f"/api/conversations/{group.pk}/members/", {"username": "bob"}, "application/json")
+        .status_code
+        == 200
+    )
+    patch(client_of(alice), f"/api/conversations/{channel.pk}/", {"archived": False})
+    assert client_of(carol).post(f"/api/conversations/{channel.pk}/join/").status_code == 201
+
+
 def test_admins_rename_and_change_the_topic_members_cannot(team, bob, carol, client_of):
     path = f"/api/conversations/{team.pk}/"
     assert patch(client_of(carol), path, {"name": "Mine"}).status_code == 403
