@@ -69,6 +69,12 @@ def reaction_set(*, user: User, message_id: int, emoji: str, on: bool) -> bool:
         raise Invalid("Reactions in an encrypted conversation are encrypted messages of kind reaction.")
     if message.deleted or message.kind != Message.Kind.TEXT:
         raise Invalid("Only a message that is there can get reactions.", field="message")
+    # Reacting writes to the conversation, as an encrypted reaction (a message) does: an archive
+    # or an admin's mute refuses it alike. (Imported here: messages imports reads, which imports
+    # this module for reactions_attach.)
+    from chat.services.messages import _sender_check
+
+    _sender_check(message.conversation, user)
     with transaction.atomic():
         if on:
             try:

@@ -1,12 +1,14 @@
 """Reactions: the service, the socket frame and history; encrypted reactions stay opaque to the server."""
 
 import base64
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from chat import services
 from chat.models import Conversation, Message, Reaction
-from chatterbox.errors import Invalid, NotFound
+from chatterbox.errors import Forbidden, Invalid, NotFound
 from tests.chat.conftest import db, make_channel, make_group, send, user_messages
 
 
@@ -34,6 +36,24 @@ def test_add_remove_and_idempotent(alice, bob, client_of):
     assert services.reaction_set(user=bob, message_id=message.pk, emoji="👍", on=False) is False
     history = user_messages(client_of(bob).get(f"/api/conversations/{channel.pk}/messages/").json()["messages"])
     assert history[0]["reactions"] == {"👍": [alice.pk], "🎉": [alice.pk]}
+
+
+@pytest.mark.django_db
+def test_a_muted_member_and_an_archived_channel_take_no_reactions(alice, bob):
+    channel = make_channel(alice, bob)
+    message = send(alice, channel, "ship it?")
+    services.reaction_set(user=bob, message_id=message.pk, emoji="👍", on=True)
+    until = timezone.now() + timedelta(hours=1)
+    services.membership_mute_until(actor=alice, conversation_id=channel.pk, username="bob", muted_until=until)
+    for on in (True, False):
+        with pytest.raises(Forbidden) as error:
+            services.reaction_set(user=bob, message_id=message.pk, emoji="👍", on=on)
+        assert "muted" in error.value.detail and error.value.extra["retry_after"] > 3500
+    services.membership_mute_until(actor=alice, conversation_id=channel.pk, username="bob", muted_until=None)
+    services.conversation_update(actor=alice, conversation_id=channel.pk, changes={"archived": True})
+    with pytest.raises(Forbidden, match="archived"):
+        services.reaction_set(user=alice, message_id=message.pk, emoji="🎉", on=True)
+    assert list(Reaction.objects.values_list("user_id", "emoji")) == [(bob.pk, "👍")]
 
 
 @pytest.mark.django_db
