@@ -256,6 +256,42 @@ class HttpApi:
     def mark_read(self, conversation_id: int, up_to: int) -> dict:
         return self.call("POST", f"/api/conversations/{int(conversation_id)}/read/", {"up_to": up_to})
 
+    # Moderation: blocks and reports
+
+    def blocks(self) -> list[dict]:
+        """Return the people this user blocked."""
+        return self.call("GET", "/api/blocks/")
+
+    def block(self, username: str) -> dict:
+        """Block someone: they can no longer start or write in a direct conversation with you."""
+        return self.call("POST", "/api/blocks/", {"username": username})
+
+    def unblock(self, username: str) -> None:
+        self.call("DELETE", f"/api/blocks/{urllib.parse.quote(username)}/")
+
+    def report(
+        self,
+        *,
+        reason: str,
+        message: int | None = None,
+        user: str | None = None,
+        note: str = "",
+        evidence: dict | None = None,
+    ) -> dict:
+        """Report a message or a person to the moderators; return `{id, status}`.
+
+        For an encrypted message `evidence` is `{text, key}`: the text you read and the message
+        key, which the server checks against the ciphertext it stored.
+        """
+        payload: dict = {"reason": reason, "note": note}
+        if message is not None:
+            payload["message"] = int(message)
+        if user is not None:
+            payload["user"] = user
+        if evidence is not None:
+            payload["evidence"] = evidence
+        return self.call("POST", "/api/reports/", payload)
+
     def key_backup(self) -> dict | None:
         """Return this user's key backup, or None if they have not set up encryption."""
         try:

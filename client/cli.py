@@ -36,6 +36,8 @@ from client.errors import (
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_SIGNED_OUT = 3
+# What a report can be for (moderation.models.Report.Reason).
+REPORT_REASONS = ("spam", "harassment", "hate", "violence", "sexual", "other")
 
 
 class UsageError(Exception):
@@ -80,6 +82,24 @@ def parser() -> argparse.ArgumentParser:
     upload.add_argument("target")
     upload.add_argument("path", type=Path)
     upload.add_argument("--text", default="", help="a message to go with it")
+
+    react = commands.add_parser("react", help="react to a message with an emoji")
+    react.add_argument("target")
+    react.add_argument("message", type=int, metavar="MESSAGE_ID")
+    react.add_argument("emoji")
+    react.add_argument("--off", action="store_true", help="take the reaction back")
+
+    commands.add_parser("blocks", help="list the people you blocked")
+    block = commands.add_parser("block", help="stop someone from writing to you in direct messages")
+    block.add_argument("username")
+    unblock = commands.add_parser("unblock", help="let someone write to you again")
+    unblock.add_argument("username")
+
+    report = commands.add_parser("report", help="report a message (or, with @username alone, a person)")
+    report.add_argument("target", help="the message's conversation, or @username to report a person")
+    report.add_argument("message", type=int, nargs="?", metavar="MESSAGE_ID")
+    report.add_argument("--reason", required=True, choices=REPORT_REASONS)
+    report.add_argument("--note", default="", help="anything the moderators should know")
     return main
 
 
@@ -273,7 +293,8 @@ async def history(chat: Client, args) -> None:
         await _unlock_if_needed(chat, conversation)
     messages, _ = await chat.history(conversation["id"], before=args.before, limit=args.limit)
     for message in messages:
-        print(_line(chat, message, args.json))
+        if message.kind != "reaction":  # an encrypted reaction belongs to its target, not the list
+            print(_line(chat, message, args.json))
 
 
 async def upload(chat: Client, args) -> None:
@@ -285,6 +306,40 @@ async def upload(chat: Client, args) -> None:
     print(message.id)
 
 
+async def react(chat: Client, args) -> None:
+    conversation = await chat.resolve(args.target)
+    await _unlock_if_needed(chat, conversation)
+    await chat.react(conversation["id"], args.message, args.emoji, on=not args.off)
+
+
+async def blocks(chat: Client, args) -> None:
+    for block in await chat.blocks():
+        print(f"@{block['user']['username']:<20} since {block['created_at'][:10]}")
+
+
+async def block(chat: Client, args) -> None:
+    await chat.block(args.username.lstrip("@"))
+
+
+async def unblock(chat: Client, args) -> None:
+    await chat.unblock(args.username.lstrip("@"))
+
+
+async def report(chat: Client, args) -> None:
+    if args.message is None:
+        if not args.target.startswith("@"):
+            raise UsageError("Give the MESSAGE_ID to report a message, or @username to report a person.")
+        answer = await chat.report(user=args.target[1:], reason=args.reason, note=args.note)
+    else:
+        conversation = await chat.resolve(args.target)
+        await _unlock_if_needed(chat, conversation)
+        page, _ = await chat.history(conversation["id"], before=args.message + 1, limit=1)
+        if not page or page[-1].id != args.message:
+            raise UsageError(f"No message {args.message} in {args.target}.")
+        answer = await chat.report(page[-1], reason=args.reason, note=args.note)
+    print(f"Report {answer['id']}: {answer['status']}")
+
+
 COMMANDS = {
     "whoami": whoami,
     "conversations": conversations,
@@ -293,6 +348,11 @@ COMMANDS = {
     "listen": listen,
     "history": history,
     "upload": upload,
+    "react": react,
+    "blocks": blocks,
+    "block": block,
+    "unblock": unblock,
+    "report": report,
 }
 
 

@@ -23,10 +23,12 @@ from typing import Any
 from client import config, e2e
 from client.api import HttpApi, normalize_server
 from client.errors import (
+    EncryptionError,
     EncryptionLocked,
     InvalidError,
     NotFoundError,
     NotMemberError,
+    error_from,
 )
 from client.keys import KeyChange, Keyring, KeyStore, Revealed
 from client.socket import ChatSocket
@@ -66,6 +68,12 @@ class Message:
     def encrypted(self) -> bool:
         return "ciphertext" in self.raw
 
+    @property
+    def reactions(self) -> dict[str, list[int]]:
+        """`{emoji: [user ids]}` as the server keeps them (plaintext conversations; in encrypted ones
+        reactions come as "reaction" events)."""
+        return self.raw.get("reactions") or {}
+
     def as_json(self) -> dict:
         """A plain dict for JSON output (the CLI's `listen --json`)."""
         return {
@@ -88,7 +96,8 @@ class Message:
 class Event:
     """Something that happened: `type` is one of
 
-    "message" (new), "edited", "deleted" (`data["id"]`), "typing", "read", "presence",
+    "message" (new), "edited", "deleted" (`data["id"]`), "reaction" (`user` reacted to
+    `data["message"]` with `data["emoji"]`, `data["on"]` false when taken back), "typing", "read", "presence",
     "conversation.added", "conversation.updated", "conversation.removed", "key.changed"
     (`data` has `user_id`, `public_key`, `pinned`), "state" (`data["state"]`: "connecting",
     "connected", "reconnecting" with `retry_in`, "signed_out", "banned", "stopped"), "error".
@@ -127,6 +136,8 @@ class Client:
         self._backoff = (backoff_base, backoff_max)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._listeners: list[Callable[[Event], Any]] = []
+        # Error frames without a client id, gathered for whoever waits on a frame that has no ack.
+        self._error_watchers: list[list[dict]] = []
 
     @classmethod
     async def login(
@@ -243,6 +254,13 @@ class Client:
 
     async def _on_message(self, frame_type: str, raw: dict) -> None:
         message = self.reveal(raw)
+        if message.kind == "reaction":
+            # An encrypted reaction: folded into its target, never a message of its own.
+            reaction = message.content.get("reaction")
+            if _reaction_ok(reaction):
+                data = {key: reaction[key] for key in ("message", "emoji", "on")}
+                self._emit(Event("reaction", message.conversation, user=(message.sender or {}).get("id"), data=data))
+            return
         conversation = self.conversations.get(message.conversation)
         if conversation is not None:
             conversation["last_message_id"] = max(conversation.get("last_message_id") or 0, message.id)
@@ -262,6 +280,9 @@ class Client:
             self._emit(Event("edited", message.conversation, message, (message.sender or {}).get("id")))
         elif kind == "message.deleted":
             self._emit(Event("deleted", frame["conversation"], data={"id": frame["id"]}))
+        elif kind == "reaction":
+            data = {key: frame[key] for key in ("message", "emoji", "on")}
+            self._emit(Event("reaction", frame["conversation"], user=frame["user"], data=data))
         elif kind in {"typing", "read"}:
             self._emit(Event(kind, frame["conversation"], user=frame["user"], data=frame))
         elif kind == "presence":
@@ -282,6 +303,8 @@ class Client:
             if change is not None:
                 self._emit_key_change(change, frame.get("conversation"))
         elif kind == "error":
+            for watcher in self._error_watchers:
+                watcher.append(frame)
             self._emit(Event("error", data=frame))
 
     def _remember(self, conversation: dict, *, merge: bool = False) -> dict:
@@ -502,6 +525,75 @@ class Client:
     async def delete(self, message_id: int) -> None:
         await self.socket.send({"type": "message.delete", "id": message_id})
 
+    async def react(
+        self, target: Target, message_id: int, emoji: str, *, on: bool = True, timeout: float = 60.0
+    ) -> None:
+        """React to a message of a conversation with an emoji (`on=False` takes the reaction back).
+
+        In a plaintext conversation the server keeps it and tells every member; in an encrypted
+        one it is an encrypted message of kind "reaction" that only the members can read, and this
+        waits for its ack. Others' reactions arrive as "reaction" events.
+        """
+        conversation = await self.resolve(target)
+        reaction = {"message": message_id, "emoji": emoji, "on": on}
+        if not conversation.get("encrypted"):
+            self.keyring.check_conversation(conversation)
+            await self._answered({"type": "reaction", **reaction}, timeout)
+            return
+        client_id = uuid.uuid4().hex
+        frame = {"type": "message.send", "conversation": conversation["id"], "client_id": client_id, "kind": "reaction"}
+        frame.update(self.keyring.seal(conversation, client_id, {"reaction": reaction}))
+        await asyncio.wait_for(self.socket.request(frame), timeout)
+
+    async def _answered(self, frame: dict, timeout: float) -> None:
+        """Send a frame the server answers only when it refuses it, and return once it was handled;
+        raise the error it answered with (an error frame that came meanwhile)."""
+        errors: list[dict] = []
+        self._error_watchers.append(errors)
+        try:
+            await self.socket.send(frame)
+            await asyncio.wait_for(self.socket.barrier(), timeout)
+        finally:
+            self._error_watchers.remove(errors)
+        if errors:
+            raise error_from(errors[0])
+
+    # Blocks and reports
+
+    async def blocks(self) -> list[dict]:
+        return await self._call(self.api.blocks)
+
+    async def block(self, username: str) -> dict:
+        """Block someone: they can no longer start or write in a direct conversation with you."""
+        return await self._call(self.api.block, username)
+
+    async def unblock(self, username: str) -> None:
+        await self._call(self.api.unblock, username)
+
+    async def report(
+        self, message: Message | None = None, *, user: str | None = None, reason: str, note: str = ""
+    ) -> dict:
+        """Report a message (or, with `user` alone, a person) to the moderators; return `{id, status}`.
+
+        For an encrypted message the text you read and its message key go along as evidence, so
+        the moderators can check that the sender really wrote it.
+        """
+        evidence = None
+        if message is not None and message.encrypted:
+            evidence = self.keyring.evidence(message.raw) if self.keyring else None
+            if evidence is None:
+                raise EncryptionError(
+                    "This message could not be read here, so there is nothing to show the moderators."
+                )
+        return await self._call(
+            self.api.report,
+            reason=reason,
+            message=message.id if message else None,
+            user=user,
+            note=note,
+            evidence=evidence,
+        )
+
     async def typing(self, target: Target) -> None:
         conversation = await self.resolve(target)
         await self.socket.send({"type": "typing", "conversation": conversation["id"]})
@@ -613,3 +705,16 @@ def _picture_preview(data: bytes) -> dict:
     except (UnidentifiedImageError, OSError, ValueError):
         return {}
     return {"width": width, "height": height, "thumbnail": e2e.b64encode(out.getvalue())}
+
+
+def _reaction_ok(reaction) -> bool:
+    """Whether an encrypted reaction's content has the shape the browser accepts (keyring.js)."""
+    return (
+        isinstance(reaction, dict)
+        and isinstance(reaction.get("message"), int)
+        and not isinstance(reaction.get("message"), bool)
+        and isinstance(reaction.get("emoji"), str)
+        # The browser counts UTF-16 code units.
+        and 0 < len(reaction["emoji"].encode("utf-16-le")) // 2 <= 32
+        and isinstance(reaction.get("on"), bool)
+    )

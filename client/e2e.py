@@ -114,13 +114,26 @@ def open_message(
     message: dict, *, sender_public_key: PublicKey | bytes | str, my_private_key: PrivateKey | bytes | str
 ) -> dict | None:
     """Return the decrypted content of a received message, or None if anything is off."""
+    opened = _opened(message, sender_public_key, my_private_key)
+    return opened[0] if opened else None
+
+
+def message_key(
+    message: dict, *, sender_public_key: PublicKey | bytes | str, my_private_key: PrivateKey | bytes | str
+) -> str | None:
+    """Return the message key K (base64) of a message that opens, for a report's evidence, or None."""
+    opened = _opened(message, sender_public_key, my_private_key)
+    return b64encode(opened[1]) if opened else None
+
+
+def _opened(message: dict, sender_public_key, my_private_key) -> tuple[dict, bytes] | None:
     try:
         return _open_message(message, _public_key(sender_public_key), _private_key(my_private_key))
     except (ValueError, TypeError, KeyError, AttributeError, nacl.exceptions.CryptoError):
         return None
 
 
-def _open_message(message: dict, sender: PublicKey, me: PrivateKey) -> dict | None:
+def _open_message(message: dict, sender: PublicKey, me: PrivateKey) -> tuple[dict, bytes] | None:
     ciphertext = b64decode(message["ciphertext"])
     nonce = b64decode(message["nonce"], size=NONCE_BYTES)
     wrapped = b64decode(message["key"], size=WRAPPED_KEY_BYTES)
@@ -137,7 +150,7 @@ def _open_message(message: dict, sender: PublicKey, me: PrivateKey) -> dict | No
         return None
     if not isinstance(content.get("client_id"), str) or content["client_id"] != message["client_id"]:
         return None
-    return content
+    return content, message_key
 
 
 def _same_id(ours, theirs) -> bool:

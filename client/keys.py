@@ -221,6 +221,18 @@ class Keyring:
             recipients=recipients,
         )
 
+    def evidence(self, message: dict) -> dict | None:
+        """Return a report's evidence for an encrypted message, `{text, key}`, or None if it does not
+        open with its sender's trusted key."""
+        revealed = self.reveal(message)
+        if revealed.status != "ok":
+            return None
+        for key in self._trusted(message):
+            found = e2e.message_key(message, sender_public_key=key, my_private_key=self.private_key)
+            if found is not None:
+                return {"text": revealed.text or "", "key": found}
+        return None
+
     def reveal(self, message: dict) -> Revealed:
         """Decrypt a message object if it is encrypted; never raises."""
         if "body" in message and message.get("body") is not None:
@@ -230,15 +242,7 @@ class Keyring:
         if self.private_key is None:
             return Revealed("locked")
         sender_id = (message.get("sender") or {}).get("id")
-        pin = self.store.contact(sender_id) if sender_id is not None else None
-        if sender_id == self.me["id"]:
-            trusted = [self.public_key]
-        elif pin:
-            sent_at = _timestamp(message.get("created_at"))
-            older = [key["public_key"] for key in pin["previous"] if sent_at < key["replaced_at"]]
-            trusted = [pin["public_key"], *older]
-        else:
-            trusted = []
+        trusted = self._trusted(message)
         for key in trusted:
             content = self._open(message, key)
             if content is not None:
@@ -246,6 +250,19 @@ class Keyring:
         if sender_id in self.changed and self._open(message, self.changed[sender_id]) is not None:
             return Revealed("untrusted")
         return Revealed("failed" if trusted else "unknown")
+
+    def _trusted(self, message: dict) -> list[str]:
+        """The sender's keys this message may be opened with: the pinned one, or one it replaced
+        after the message was sent."""
+        sender_id = (message.get("sender") or {}).get("id")
+        pin = self.store.contact(sender_id) if sender_id is not None else None
+        if sender_id == self.me["id"]:
+            return [self.public_key]
+        if pin:
+            sent_at = _timestamp(message.get("created_at"))
+            older = [key["public_key"] for key in pin["previous"] if sent_at < key["replaced_at"]]
+            return [pin["public_key"], *older]
+        return []
 
     def _open(self, message: dict, sender_public_key: str) -> dict | None:
         return e2e.open_message(message, sender_public_key=sender_public_key, my_private_key=self.private_key)

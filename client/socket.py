@@ -100,6 +100,9 @@ class ChatSocket:
         self._stopping = False
         self._wake = asyncio.Event()
         self._dropping: asyncio.Future | None = None
+        # Pings sent and pongs seen on this connection; barrier() waits for its own ping's pong.
+        self._pings = self._pongs = 0
+        self._barriers: list[tuple[int, asyncio.Future]] = []
 
     # Life cycle
 
@@ -149,6 +152,7 @@ class ChatSocket:
                     user_agent_header="chatterbox-python/0.1",
                 ) as ws:
                     self._ws = ws
+                    self._pings = self._pongs = 0
                     pinger = asyncio.create_task(self._ping(ws))
                     try:
                         async for text in ws:
@@ -159,6 +163,7 @@ class ChatSocket:
                     finally:
                         pinger.cancel()
                         self._ws = None
+                        self._fail_barriers()
                     code = ws.close_code
             except ConnectionClosed as closed:
                 code = closed.rcvd.code if closed.rcvd else None
@@ -210,6 +215,7 @@ class ChatSocket:
         with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):
             while True:
                 await asyncio.sleep(PING_INTERVAL)
+                self._pings += 1
                 await ws.send(json.dumps({"type": "ping"}))
 
     # Sending
@@ -221,6 +227,24 @@ class ChatSocket:
         if self._ws is not None:
             with contextlib.suppress(ConnectionClosed):
                 await self._ws.send(json.dumps(frame))
+
+    async def barrier(self) -> None:
+        """Return once the server has handled every frame sent before (the frames of a socket are
+        handled in order: a ping, then its pong); NotConnected if the connection drops first."""
+        if self._ws is None:
+            raise NotConnected("Not connected: the server may not have received it.")
+        future = asyncio.get_running_loop().create_future()
+        self._pings += 1
+        self._barriers.append((self._pings, future))
+        with contextlib.suppress(ConnectionClosed):
+            await self._ws.send(json.dumps({"type": "ping"}))
+        await future
+
+    def _fail_barriers(self) -> None:
+        barriers, self._barriers = self._barriers, []
+        for _, future in barriers:
+            if not future.done():
+                future.set_exception(NotConnected("The connection dropped before the server answered."))
 
     async def request(self, frame: dict) -> dict:
         """Send a `message.send` and return its ack, resending after reconnects; raise its error."""
@@ -263,7 +287,14 @@ class ChatSocket:
                 state.pop(frame["id"], None)
             self.syncing.discard(frame["id"])
             await self.on_frame(frame)
-        elif kind != "pong":
+        elif kind == "pong":
+            self._pongs += 1
+            answered = [entry for entry in self._barriers if entry[0] <= self._pongs]
+            self._barriers = [entry for entry in self._barriers if entry[0] > self._pongs]
+            for _, future in answered:
+                if not future.done():
+                    future.set_result(None)
+        else:
             await self.on_frame(frame)
 
     async def _on_hello(self, ws, frame: dict) -> None:

@@ -179,3 +179,32 @@ def test_upload_sends_a_file_with_a_caption(live_url, alice, general, token_for,
     assert (message.body, message.attachment.name, message.attachment.size) == ("the notes", "notes.txt", 22)
     history = chatterbox("history", "#general", env=env)
     assert history.stdout.rstrip().endswith("Alice Liddell: the notes [file: notes.txt]")
+
+
+def test_react_block_and_report_from_the_command_line(live_url, alice, bob, general, token_for):
+    from moderation.models import Block, Report
+
+    alice_env = {"CHATTERBOX_SERVER": live_url, "CHATTERBOX_TOKEN": token_for(alice)}
+    bob_env = {"CHATTERBOX_SERVER": live_url, "CHATTERBOX_TOKEN": token_for(bob)}
+    message_id = int(chatterbox("send", "#general", "ship it?", env=alice_env).stdout)
+    done = chatterbox("react", "#general", str(message_id), "🚀", env=bob_env)
+    assert done.returncode == 0, done.stderr
+    assert list(StoredMessage.objects.get(pk=message_id).reactions.values_list("emoji", flat=True)) == ["🚀"]
+    refused = chatterbox("react", "#general", str(message_id), "rocket", env=bob_env)
+    assert refused.returncode == 1 and "emoji" in refused.stderr.lower()
+    assert chatterbox("react", "#general", str(message_id), "🚀", "--off", env=bob_env).returncode == 0
+    assert not StoredMessage.objects.get(pk=message_id).reactions.exists()
+
+    done = chatterbox("report", "#general", str(message_id), "--reason", "spam", "--note", "ads", env=bob_env)
+    assert done.returncode == 0, done.stderr
+    report = Report.objects.get()
+    assert done.stdout.strip() == f"Report {report.pk}: open"
+    assert (report.message_id, report.reason, report.note) == (message_id, "spam", "ads")
+    assert chatterbox("report", "#general", "--reason", "spam", env=bob_env).returncode == 2  # no message, no @user
+    assert chatterbox("report", "#general", "1", "--reason", "rude", env=bob_env).returncode == 2  # not a reason
+
+    assert chatterbox("block", "@bob", env=alice_env).returncode == 0
+    assert Block.objects.filter(blocker=alice, blocked=bob).exists()
+    assert chatterbox("blocks", env=alice_env).stdout.startswith("@bob ")
+    assert chatterbox("unblock", "bob", env=alice_env).returncode == 0
+    assert chatterbox("blocks", env=alice_env).stdout == ""

@@ -12,12 +12,13 @@ from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from accounts.models import ApiToken
 from accounts.services import user_ban
 from chat import services
-from chat.models import Attachment, MessageKey
+from chat.models import Attachment, MessageKey, Reaction
 from chat.models import Message as StoredMessage
 from client import SyncClient, e2e, errors
 from client.api import HttpApi
 from client.errors import error_from
 from client.keys import KeyStore
+from moderation.models import Report
 from tests.conftest import PASSWORD
 
 FAST_KDF = {"opslimit": e2e.OPSLIMIT_INTERACTIVE, "memlimit": e2e.MEMLIMIT_INTERACTIVE}
@@ -262,6 +263,57 @@ def test_encrypted_direct_messages_between_python_clients(live_url, alice, bob, 
     alice_chat.accept_key(bob.pk)
     again = alice_chat.send("@bob", "welcome back")
     assert messages_of(bob_chat, sent.conversation, 1)[0].id == again.id
+
+
+def test_reactions_reports_and_blocks_in_the_clear_and_encrypted(live_url, alice, bob, general, connect_as):
+    alice_chat = connect_as(live_url, alice)
+    bob_chat = connect_as(live_url, bob)
+    # In a channel the server keeps the reaction and tells every member; a bad one is a named error.
+    asked = alice_chat.send("#general", "ship it?")
+    [seen] = messages_of(bob_chat, general.pk, 1)
+    bob_chat.react("#general", asked.id, "👍")
+    event = alice_chat.wait_for(lambda e: e.type == "reaction")
+    assert (event.conversation, event.user, event.data) == (
+        general.pk,
+        bob.pk,
+        {"message": asked.id, "emoji": "👍", "on": True},
+    )
+    with pytest.raises(errors.InvalidError) as error:
+        bob_chat.react("#general", asked.id, "not an emoji")
+    assert error.value.extra["field"] == "emoji"
+    history, _ = alice_chat.history("#general")
+    assert [m.reactions for m in history if m.id == asked.id] == [{"👍": [bob.pk]}]
+    bob_chat.react("#general", asked.id, "👍", on=False)
+    assert alice_chat.wait_for(lambda e: e.type == "reaction").data["on"] is False
+    assert not Reaction.objects.exists()
+    assert Report.objects.get(pk=bob_chat.report(seen, reason="spam")["id"]).verification == "plaintext"
+
+    # Encrypted: the reaction is a sealed message the server cannot read, folded into its target.
+    alice_chat.setup_encryption("alice passphrase words", **FAST_KDF)
+    bob_chat.setup_encryption("bob passphrase words", **FAST_KDF)
+    secret = alice_chat.send("@bob", "the launch code is 0000")
+    [received] = messages_of(bob_chat, secret.conversation, 1)
+    bob_chat.react("@alice", secret.id, "🎉")
+    event = alice_chat.wait_for(lambda e: e.type == "reaction")
+    assert (event.conversation, event.user, event.data) == (
+        secret.conversation,
+        bob.pk,
+        {"message": secret.id, "emoji": "🎉", "on": True},
+    )
+    stored = StoredMessage.objects.get(kind="reaction")
+    assert stored.body == "" and "🎉" not in stored.ciphertext
+    # A report of an encrypted message carries the text and key, which the server checks.
+    report = Report.objects.get(pk=bob_chat.report(received, reason="other", note="odd")["id"])
+    assert (report.verification, report.message_text) == ("verified", "the launch code is 0000")
+
+    # Alice blocks Bob: he can no longer write to her directly, until she unblocks him.
+    alice_chat.block("bob")
+    assert [b["user"]["username"] for b in alice_chat.blocks()] == ["bob"]
+    with pytest.raises(errors.ForbiddenError):
+        bob_chat.send("@alice", "hello?")
+    alice_chat.unblock("bob")
+    assert alice_chat.blocks() == []
+    assert bob_chat.send("@alice", "hello again").id > secret.id
 
 
 def test_server_restart_loses_nothing_and_repeats_nothing(own_server, alice, bob, general, connect_as):
