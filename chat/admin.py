@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.forms.models import BaseInlineFormSet
 from django.template.defaultfilters import filesizeformat
 from django.utils.text import Truncator
 
@@ -8,13 +9,38 @@ from chatterbox.errors import DomainError
 
 
 class MembershipInline(admin.TabularInline):
+    """The members, to read: every change goes through the services, so clients hear of it and
+    the conversation shows it as a system line (docs/e2e.md: a member who appears without one is
+    flagged). Removing is the Memberships list's action; adding is the inline below."""
+
     model = Membership
     extra = 0
-    # Removing goes through membership_remove (the Memberships list's action), so clients hear of it.
+    can_delete = False
+    fields = readonly_fields = ["user", "role", "joined_at", "last_read_message_id", "muted"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class MemberAddFormSet(BaseInlineFormSet):
+    """New members, added by `membership_add` (ConversationAdmin.save_formset), not saved as rows."""
+
+
+class MemberAddInline(admin.TabularInline):
+    model = Membership
+    formset = MemberAddFormSet
+    extra = 0
     can_delete = False
     raw_id_fields = ["user"]
-    fields = ["user", "role", "joined_at", "last_read_message_id", "muted"]
-    readonly_fields = ["joined_at", "last_read_message_id"]
+    fields = ["user"]
+    verbose_name = "member to add"
+    verbose_name_plural = "add members (announced in the conversation)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).none()
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Conversation)
@@ -24,7 +50,7 @@ class ConversationAdmin(admin.ModelAdmin):
     search_fields = ["name", "topic", "memberships__user__username"]
     raw_id_fields = ["created_by"]
     readonly_fields = ["direct_key"]
-    inlines = [MembershipInline]
+    inlines = [MembershipInline, MemberAddInline]
     actions = ["archive_conversations", "unarchive_conversations"]
 
     def get_readonly_fields(self, request, obj=None):
@@ -38,6 +64,22 @@ class ConversationAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         services.conversation_delete(conversation=obj, actor=request.user)
+
+    def save_formset(self, request, form, formset, change):
+        if not isinstance(formset, MemberAddFormSet):
+            return super().save_formset(request, form, formset, change)
+        # Nothing is saved as a row here; the admin's change log reads these (the audit log has it).
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for member_form in formset.forms:
+            user = member_form.cleaned_data.get("user") if member_form.has_changed() else None
+            if user is None:
+                continue
+            try:
+                services.membership_add(actor=request.user, conversation_id=form.instance.pk, username=user.username)
+            except DomainError as error:
+                self.message_user(request, f"{user.username}: {error.detail}", messages.ERROR)
+            else:
+                self.message_user(request, f"Added {user.username}; the members see it at once.", messages.SUCCESS)
 
     def delete_queryset(self, request, queryset):
         for conversation in queryset:

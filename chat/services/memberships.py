@@ -30,11 +30,12 @@ MUTE_MAX = timedelta(days=366)
 
 @transaction.atomic
 def membership_add(*, actor: User, conversation_id: int, username: str) -> tuple[Conversation, bool]:
-    """Invite a user (group or channel owner and admins); return whether they were new."""
+    """Invite a user (group or channel owner and admins, or staff); return whether they were new."""
     conversation = _conversation_get(conversation_id, lock=True)
     if conversation.kind == Kind.DIRECT:
         raise Forbidden("A direct conversation has exactly two members.")
-    if not _membership_require(conversation, actor).is_moderator:
+    mine = _staff_or_membership(conversation, actor)
+    if not actor.is_staff and not mine.is_moderator:
         raise Forbidden("Only the owner and admins can invite.")
     (user,) = _active_users([username])
     _archived_check(conversation, user)

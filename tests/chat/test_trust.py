@@ -101,6 +101,9 @@ def test_the_admin_shows_kind_and_encryption_read_only(alice, bob, root, client_
         "memberships-INITIAL_FORMS": str(len(memberships)),
         "memberships-MIN_NUM_FORMS": "0",
         "memberships-MAX_NUM_FORMS": "1000",
+        # The inline that adds members, with none to add.
+        "memberships-2-TOTAL_FORMS": "0",
+        "memberships-2-INITIAL_FORMS": "0",
     }
     for index, membership in enumerate(memberships):
         form.update(
