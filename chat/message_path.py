@@ -23,12 +23,14 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from channels.layers import get_channel_layer
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from chat.fanout import stop_if_cancelled
 from chat.models import Message
 from chat.services.lookups import pipelined
-from chatterbox.ratelimit import LocalWindows
+from chatterbox.ratelimit import BatchWindows, LocalWindows
 from chatterbox.sql import insert_returning_ids
 
 log = logging.getLogger(__name__)
@@ -68,17 +70,36 @@ class Send:
 
 
 def _batch_store(sends: list[Send], rate_windows: LocalWindows | None = None) -> list:
+    """Store a batch (see `_batch_stored`), counting its senders against their rate limits.
+
+    With a shared cache (Redis) the limits hold across the server's processes: the senders'
+    windows are read once before the batch and what it stored is added once after
+    (`chatterbox.ratelimit.BatchWindows`). With the embedded cache, one process's own memory is
+    the whole count (`rate_windows`, no round trip).
+    """
+    from chat.services import messages
+
+    rule = messages.rate_rule()
+    if rule is None or not isinstance(caches["default"], RedisCache):
+        return _batch_stored(sends, rate_windows or LocalWindows())
+    windows = BatchWindows(rule[1])
+    windows.load({messages.rate_key(send.sender.pk) for send in sends})
+    results = _batch_stored(sends, windows)
+    windows.save()
+    return results
+
+
+def _batch_stored(sends: list[Send], rate_windows) -> list:
     """Store the sends in one transaction; return per send (message, created, event) or the error.
 
     What the sends need (locks, newest ids, memberships, mutes, blocks, known client ids, reply
     targets) is read once for the batch, each send is checked in turn, and the accepted ones are
     inserted together (one statement per table). A refused send undoes nothing else. A send with a
     file goes alone, in its turn and in a savepoint of its own: claiming the file can still refuse
-    it after the insert. Rate limits are counted in `rate_windows`, this process's memory.
+    it after the insert. Rate limits are counted in `rate_windows`.
     """
     from chat.services import messages
 
-    rate_windows = rate_windows or LocalWindows()
     results: list = [None] * len(sends)
     try:
         with transaction.atomic():

@@ -8,7 +8,8 @@ window boundary. A refused action counts nothing, so a client that waits the ans
 import time
 from math import ceil
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 
 def window_key(prefix: str, seconds: int) -> str:
@@ -34,11 +35,61 @@ def window_count(prefix: str, limit: int, seconds: int, cost: int = 1) -> int:
     return wait
 
 
+class BatchWindows:
+    """The shared windows of many counters, read in one round trip and added to in one more.
+
+    For the message path's writer: before a batch it reads the windows of every sender in it
+    (`load`), counts each send from memory (`count`, as `window_count` would), and once the batch
+    is stored adds what it accepted (`save`). A limit then holds across the server's processes;
+    processes whose batches overlap in time may each let through what the other counted
+    meanwhile, at most a batch's worth, never a multiple of the limit.
+    """
+
+    def __init__(self, seconds: int):
+        self.seconds = seconds
+        window, self.elapsed = divmod(time.time(), seconds)
+        self.window = int(window)
+        self.read: dict[str, tuple[int, int]] = {}  # prefix -> (previous window's count, this one's)
+        self.added: dict[str, int] = {}
+
+    def load(self, prefixes) -> None:
+        keys = {prefix: (f"{prefix}:{self.window - 1}", f"{prefix}:{self.window}") for prefix in prefixes}
+        found = cache.get_many([key for pair in keys.values() for key in pair])
+        self.read = {prefix: (found.get(before, 0), found.get(now, 0)) for prefix, (before, now) in keys.items()}
+
+    def count(self, prefix: str, limit: int, seconds: int, cost: int = 1) -> int:
+        previous, used = self.read.get(prefix, (0, 0))
+        used += self.added.get(prefix, 0) + cost
+        wait = _wait(previous, used, self.elapsed, seconds, limit)
+        if not wait:
+            self.added[prefix] = self.added.get(prefix, 0) + cost
+        return wait
+
+    def save(self) -> None:
+        """Add the accepted counts to the shared windows (on Redis, one round trip)."""
+        if not self.added:
+            return
+        timeout = 2 * self.seconds + 1
+        backend = caches["default"]
+        if not isinstance(backend, RedisCache):
+            for prefix, cost in self.added.items():
+                key = f"{prefix}:{self.window}"
+                cache.add(key, 0, timeout=timeout)
+                cache.incr(key, cost)
+            return
+        pipeline = backend._cache.get_client(write=True).pipeline(transaction=False)
+        for prefix, cost in self.added.items():
+            key = backend.make_key(f"{prefix}:{self.window}")
+            pipeline.incrby(key, cost)
+            pipeline.expire(key, timeout)
+        pipeline.execute()
+
+
 class LocalWindows:
     """The same sliding windows in this process's memory, for a caller that owns them alone.
 
-    No round trip to the cache: the message path's writer counts each sender here, so a limit
-    holds per server process (docs/performance.md).
+    No round trip to the cache: with the embedded cache (one process, its own memory) the message
+    path's writer counts each sender here.
     """
 
     def __init__(self):

@@ -485,16 +485,29 @@ def _keys_check(keys, member_ids: set[int]) -> dict[int, str]:
     return wrapped
 
 
-def _rate_limit_check(user_id: int, counter=window_count) -> None:
-    """Count one message against the user's limit (a sliding window, chatterbox.ratelimit)."""
+def rate_rule() -> tuple[int, int] | None:
+    """Return the message limit as (messages, seconds), or None when it is off (CHAT_RATE_LIMIT)."""
     rule = (settings.CHAT_RATE_LIMIT or "").strip().lower()
     if rule in {"", "0", "off"}:
-        return
+        return None
     try:
         limit, seconds = (int(part) for part in rule.split("/"))
     except ValueError:
         raise ImproperlyConfigured('CHAT_RATE_LIMIT must look like "20/10" (messages/seconds) or "off".') from None
-    wait = counter(f"chat:rate:{user_id}", limit, seconds)
+    return limit, seconds
+
+
+def rate_key(user_id: int) -> str:
+    return f"chat:rate:{user_id}"
+
+
+def _rate_limit_check(user_id: int, counter=window_count) -> None:
+    """Count one message against the user's limit (a sliding window, chatterbox.ratelimit)."""
+    rule = rate_rule()
+    if rule is None:
+        return
+    limit, seconds = rule
+    wait = counter(rate_key(user_id), limit, seconds)
     if wait:
         raise RateLimited(f"At most {limit} messages every {seconds} s; wait a moment.", retry_after=wait)
 

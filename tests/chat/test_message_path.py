@@ -9,7 +9,8 @@ from django.db import connection
 
 from chat.message_path import Send, _batch_store
 from chat.models import Message
-from chatterbox.errors import Invalid, NotMember
+from chatterbox.errors import Invalid, NotMember, RateLimited
+from chatterbox.ratelimit import LocalWindows
 from tests.chat.conftest import db, make_group, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,6 +82,28 @@ def test_the_rate_limit_counts_each_message_of_a_batch(alice, bob, settings):
     results = batch(*[(alice, group.pk, f"r{i}", body(f"m{i}"), None) for i in range(3)])
     assert [type(result).__name__ for result in results] == ["tuple", "tuple", "RateLimited"]
     assert texts().filter(conversation=group).count() == 2
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="one process: the embedded cache is its own memory")
+def test_the_rate_limit_holds_across_processes(alice, bob, settings):
+    """Each process's writer has windows of its own; on Redis the limit is still the user's, not the process's."""
+    settings.CHAT_RATE_LIMIT = "3/60"
+    group = make_group(alice, bob)
+    first, second = LocalWindows(), LocalWindows()  # two processes' writers
+    sends = [(alice, group.pk, f"r{i}", body(f"m{i}"), None) for i in range(4)]
+    results = _batch_store([Send(*fields, None) for fields in sends[:2]], first)
+    assert [type(result).__name__ for result in results] == ["tuple", "tuple"]
+    results = _batch_store([Send(*fields, None) for fields in sends[2:]], second)
+    assert [type(result).__name__ for result in results] == ["tuple", "RateLimited"]
+    assert results[1].extra["retry_after"] > 0
+    # The API's sends (the shared counter) and the writer's count the same windows.
+    with pytest.raises(RateLimited):
+        send(alice, group, "over the limit")
+    assert texts().filter(conversation=group).count() == 3
+    # A refused send counted nothing, and neither did another sender.
+    assert [type(r).__name__ for r in _batch_store([Send(bob, group.pk, "b", body("b"), None, None)], first)] == [
+        "tuple"
+    ]
 
 
 async def test_concurrent_socket_sends_share_batches_and_keep_order(alice, bob, carol, connect, no_rate_limit):
