@@ -118,6 +118,14 @@ def test_inviting_to_a_group_finds_people_by_name(browser, live_url, alice, bob,
     expect(members.locator(".members-list")).to_contain_text("On call")
     expect(members.get_by_label("Invite people")).to_have_value("")
     assert Membership.objects.filter(conversation__name="Team", user__username="carol").exists()
+
+    # Archived, the group takes no newcomers: the invite form goes until it is unarchived.
+    members.get_by_role("button", name="Archive").click()
+    expect(members.get_by_role("button", name="Unarchive")).to_be_visible()
+    expect(members.get_by_label("Invite people")).to_be_hidden()
+    assert Conversation.objects.get(name="Team").archived
+    members.get_by_role("button", name="Unarchive").click()
+    expect(members.get_by_label("Invite people")).to_be_visible()
     context.close()
     assert errors == []
 

@@ -131,7 +131,8 @@ export class MembersDialog {
     }
     const kind = conversation.kind === "channel" ? "channel" : "group";
     this.heading.textContent = `Members of ${this.store.title(conversation)}`;
-    this.inviteForm.hidden = !(conversation.kind === "group" && this.canManage);
+    // An archived conversation takes no newcomers until it is unarchived.
+    this.inviteForm.hidden = !(conversation.kind === "group" && this.canManage && !conversation.archived);
     this.leaveButton.textContent = `Leave ${kind}`;
     const members = [...conversation.members].sort((a, b) => displayName(a).localeCompare(displayName(b)));
     // Keep open "Manage" menus open across re-renders (a member event may arrive meanwhile).
