@@ -148,6 +148,10 @@ def test_the_owner_mutes_a_member_from_the_members_dialog(browser, live_url, ali
     expect(alice_page.locator("#messages")).to_contain_text("Bob says hi")
     expect(carol_page.locator("#messages")).to_contain_text("Bob says hi")
 
+    bobs_message = carol_page.locator("#messages .message", has_text="Bob says hi")
+    react_button = bobs_message.locator(".message-actions button[aria-label='Add a reaction']")
+    expect(react_button).to_have_count(1)
+
     alice_page.get_by_role("button", name="Members").click()
     dialog = alice_page.locator("#members-dialog")
     expect(dialog.locator(".members-list .person", has_text="Bob Builder").locator(".role")).to_have_text("admin")
@@ -166,6 +170,10 @@ def test_the_owner_mutes_a_member_from_the_members_dialog(browser, live_url, ali
     expect(carol_page.get_by_label("Message", exact=True)).to_be_disabled()
     muted_line = carol_page.locator("#messages .system-message").last
     expect(muted_line).to_contain_text("You were muted by Alice Liddell until")
+    # Nor does she get to react or reply meanwhile; reporting stays.
+    expect(react_button).to_have_count(0)
+    expect(bobs_message.locator(".message-actions button[aria-label^='Reply to']")).to_have_count(0)
+    expect(bobs_message.locator(".message-actions button[aria-label^='Report this message']")).to_have_count(1)
 
     # Renaming from the settings shows on both pages.
     dialog.get_by_label("Conversation name").fill("Deck crew")

@@ -138,6 +138,11 @@ export class MessagePane {
     for (const tool of this.dom.composer.querySelectorAll("[data-composer-tool]")) tool.disabled = Boolean(blocked);
   }
 
+  /** Whether nobody (archived) or I (muted by an admin) can write here now. */
+  writingHeld(conversation) {
+    return Boolean(conversation.archived || isMuted(conversation.members.find((member) => member.id === this.store.me.id)));
+  }
+
   /** Why nobody (archived) or I (muted by an admin) cannot write here, or null. */
   moderationHold(conversation) {
     if (conversation.archived) return { state: "archived", text: "This conversation is archived: you can read it, but nobody can write here." };
@@ -207,6 +212,8 @@ export class MessagePane {
     const messages = log.ordered();
     // Encrypted reactions are messages of their own; they show on the message they point at.
     const folded = conversation.encrypted ? foldReactions(messages) : null;
+    // Nobody writes in an archived conversation, nor I while muted: no reacting, replying or editing.
+    const held = this.writingHeld(conversation);
     for (const message of messages) {
       if (message.kind === "reaction") continue;
       const date = new Date(message.created_at);
@@ -222,7 +229,7 @@ export class MessagePane {
       const key = message.id ? `m:${message.id}` : `p:${message.client_id}`;
       const seen = message.id ? seenBy.get(message.id) : null;
       const reactions = folded ? folded.get(message.id) : message.reactions;
-      const state = { continued, seen, editing: message.id && message.id === this.editingId, reactions };
+      const state = { continued, seen, editing: message.id && message.id === this.editingId, reactions, held };
       const blocked = this.isFolded(message);
       // A message being edited keeps its node (and the text being typed, and focus) until the edit ends.
       const signature = state.editing
@@ -346,7 +353,7 @@ export class MessagePane {
 
   // One message
 
-  messageNode(message, { continued, seen, editing, reactions }) {
+  messageNode(message, { continued, seen, editing, reactions, held }) {
     if (message.kind === "system") return this.systemNode(message);
     const mine = message.sender.id === this.store.me.id;
     const classes = ["message"];
@@ -385,12 +392,12 @@ export class MessagePane {
           : reactionBar(reactions, {
               me: this.store.me,
               users: this.store.users,
-              onToggle: (emoji, on) => this.actions.react(message, emoji, on),
+              onToggle: held ? null : (emoji, on) => this.actions.react(message, emoji, on),
             }),
         this.status(message),
         seen ? el("p", { class: "seen" }, `Seen by ${seen.join(", ")}`) : null,
       ),
-      editing ? null : this.messageActions(message, mine),
+      editing ? null : this.messageActions(message, mine, held),
     );
   }
 
@@ -482,18 +489,18 @@ export class MessagePane {
     return original ? [messageText(original), original.deleted] : null;
   }
 
-  messageActions(message, mine) {
+  messageActions(message, mine, held) {
     if (!message.id || message.deleted) return null;
     const who = displayName(message.sender);
     const buttons = [];
     const readable = messageText(message) !== null;
-    if (readable) {
+    if (readable && !held) {
       const react = actionButton("smile", "Add a reaction", () => this.actions.pickReaction(react, message));
       react.setAttribute("aria-haspopup", "dialog");
       buttons.push(react);
       buttons.push(actionButton("reply", `Reply to ${who}`, () => this.setReply(message)));
     }
-    if (mine && readable) {
+    if (mine && readable && !held) {
       buttons.push(actionButton("edit", "Edit your message", () => this.startEditing(message.id)));
     }
     if (mine) buttons.push(actionButton("trash", "Delete your message", () => this.actions.remove(message)));

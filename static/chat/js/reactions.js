@@ -61,8 +61,11 @@ function remember(emoji) {
   }
 }
 
-/** The row of reactions under a message: one toggle button per emoji, who reacted in its label. */
-export function reactionBar(reactions, { me, users, onToggle }) {
+/**
+ * The row of reactions under a message: one toggle button per emoji, who reacted in its label.
+ * Without `onToggle` (nobody can write here: archived, or I am muted) the buttons only tell.
+ */
+export function reactionBar(reactions, { me, users, onToggle = null }) {
   const entries = Object.entries(reactions ?? {}).filter(([, ids]) => ids.length);
   if (!entries.length) return null;
   return el(
@@ -72,17 +75,18 @@ export function reactionBar(reactions, { me, users, onToggle }) {
       const mine = ids.includes(me.id);
       const names = ids.map((id) => (id === me.id ? "you" : displayName(users.get(id))));
       const who = names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names.at(-1)}` : names[0];
-      const label = `${emoji} ${ids.length}: ${who}. ${mine ? "Remove your reaction" : "React with " + emoji}`;
+      const action = onToggle ? ` ${mine ? "Remove your reaction" : "React with " + emoji}` : "";
       return el(
         "button",
         {
           type: "button",
           class: mine ? "reaction mine" : "reaction",
           "aria-pressed": mine ? "true" : "false",
-          "aria-label": label,
+          "aria-disabled": onToggle ? null : "true",
+          "aria-label": `${emoji} ${ids.length}: ${who}.${action}`,
           title: `Reacted with ${emoji}: ${who}`,
           dataset: { emoji },
-          onclick: () => onToggle(emoji, !mine),
+          onclick: onToggle ? () => onToggle(emoji, !mine) : null,
         },
         el("span", { class: "reaction-emoji", "aria-hidden": "true" }, emoji),
         el("span", { class: "reaction-count", "aria-hidden": "true" }, String(ids.length)),
