@@ -734,11 +734,17 @@ def rate_table(by_target: dict) -> list[str]:
             f"| {name} | {best['rate']} | {best['deliveries_per_s']:.0f} | {best['p50']:.1f} | {best['p99']:.1f} "
             f"| {best['max']:.1f} | {best['lost']} | {best['cpu_us_per_delivery']:.0f} | {rates} | {cpus} |"
         )
-    lines += ["", "Every step: rate -> deliveries/s, p99 ms, lost, CPU us/delivery.", ""]
+    return lines + every_step(by_target)
+
+
+def every_step(by_target: dict, *, busy: bool = False) -> list[str]:
+    """One line per target with each step's figures (and, if `busy`, the share of the machine's cores in use)."""
+    what = "rate -> deliveries/s, p99 ms, lost, CPU us/delivery" + (", the machine's cores busy" if busy else "")
+    lines = ["", f"Every step: {what}.", ""]
     for name, steps in by_target.items():
         cells = "; ".join(
             f"{s['rate']} -> {s['deliveries_per_s']:.0f}/s, {s['p99']:.0f} ms, {s['lost']}, "
-            f"{s['cpu_us_per_delivery']:.0f}"
+            f"{s['cpu_us_per_delivery']:.0f}" + (f", {s['machine_busy']:.0%}" if busy else "")
             for s in steps
         )
         lines.append(f"- {name}: {cells}")
@@ -763,15 +769,7 @@ def processes_table(by_target: dict) -> list[str]:
             f"| {ratio(best['deliveries_per_s'], one['deliveries_per_s'])} "
             f"| {peaks[name]:.0f}, {ratio(peaks[name], one_peak)} |"
         )
-    lines += ["", "Every step: rate -> deliveries/s, p99 ms, lost, CPU us/delivery, the machine's cores busy.", ""]
-    for name, steps in by_target.items():
-        cells = "; ".join(
-            f"{s['rate']} -> {s['deliveries_per_s']:.0f}/s, {s['p99']:.0f} ms, {s['lost']}, "
-            f"{s['cpu_us_per_delivery']:.0f}, {s['machine_busy']:.0%}"
-            for s in steps
-        )
-        lines.append(f"- {name}: {cells}")
-    return lines
+    return lines + every_step(by_target, busy=True)
 
 
 def report(results: dict, smoke: bool, started_load: str) -> str:
