@@ -69,6 +69,19 @@ async def test_inactive_user_refused(alice):
     assert await socket.closed_with() == 4401
 
 
+def calls_of(monkeypatch, module, name: str) -> list:
+    """Record the first argument of every call to module.name, which still runs as it is."""
+    calls = []
+    real = getattr(module, name)
+
+    def recorded(first, *args, **kwargs):
+        calls.append(list(first))
+        return real(first, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, recorded)
+    return calls
+
+
 async def test_sockets_opening_at_once_read_together_and_each_gets_its_own_answer(alice, bob, carol, monkeypatch):
     """In a storm, sockets that open at the same moment share a trip to a read thread, its queries
     and its presence round trip; each still gets its own hello, or its own refusal."""
@@ -78,20 +91,13 @@ async def test_sockets_opening_at_once_read_together_and_each_gets_its_own_answe
     cookies = [await db(session_cookie)(user) for user in [alice, bob] * 6]
     deactivated = await db(session_cookie)(carol)
     await db(User.objects.filter(pk=carol.pk).update)(is_active=False)
-    batches = []
-    sockets_open = consumers.sockets_open
-
-    def counted(openings):
-        batches.append(len(openings))
-        return sockets_open(openings)
-
-    monkeypatch.setattr(consumers, "sockets_open", counted)
+    batches = calls_of(monkeypatch, consumers, "sockets_open")
     sockets = [Socket(communicator(cookie=cookie)) for cookie in [*cookies[:6], deactivated, *cookies[6:]]]
     await asyncio.gather(*(socket.communicator.connect(timeout=FRAME_TIMEOUT) for socket in sockets))
     refused = sockets.pop(6)
     assert await refused.closed_with() == 4401
     hellos = await asyncio.gather(*(socket.receive_type("hello") for socket in sockets))
-    assert sum(batches) == 13 and len(batches) < 13, batches
+    assert sum(map(len, batches)) == 13 and len(batches) < 13, batches
     other = {alice.pk: bob.pk, bob.pk: alice.pk}
     for hello, user in zip(hellos, [alice, bob] * 6, strict=True):
         assert hello["user"]["id"] == user.pk and hello["conversations"] == [group.pk]
@@ -247,14 +253,7 @@ async def test_sockets_closing_at_once_count_out_together(alice, bob, carol, con
         {"type": "presence", "user": alice.pk, "online": True},
         {"type": "presence", "user": bob.pk, "online": True},
     ]
-    batches = []
-    close_many = consumers.presence_close_many
-
-    def counted(user_ids):
-        batches.append(sorted(user_ids))
-        return close_many(user_ids)
-
-    monkeypatch.setattr(consumers, "presence_close_many", counted)
+    batches = calls_of(monkeypatch, consumers, "presence_close_many")
     await asyncio.gather(*(socket.close() for socket in sockets[alice.pk] + sockets[bob.pk][:1]))
     assert await watcher.receive() == {"type": "presence", "user": alice.pk, "online": False}
     await watcher.barrier()  # once: Alice's three sockets went in the same moment

@@ -265,6 +265,12 @@ def test_encrypted_direct_messages_between_python_clients(live_url, alice, bob, 
     assert messages_of(bob_chat, sent.conversation, 1)[0].id == again.id
 
 
+def next_reaction(chat) -> tuple:
+    """The next reaction event's conversation, user and data."""
+    event = chat.wait_for(lambda e: e.type == "reaction")
+    return event.conversation, event.user, event.data
+
+
 def test_reactions_reports_and_blocks_in_the_clear_and_encrypted(live_url, alice, bob, general, connect_as):
     alice_chat = connect_as(live_url, alice)
     bob_chat = connect_as(live_url, bob)
@@ -272,19 +278,14 @@ def test_reactions_reports_and_blocks_in_the_clear_and_encrypted(live_url, alice
     asked = alice_chat.send("#general", "ship it?")
     [seen] = messages_of(bob_chat, general.pk, 1)
     bob_chat.react("#general", asked.id, "👍")
-    event = alice_chat.wait_for(lambda e: e.type == "reaction")
-    assert (event.conversation, event.user, event.data) == (
-        general.pk,
-        bob.pk,
-        {"message": asked.id, "emoji": "👍", "on": True},
-    )
+    assert next_reaction(alice_chat) == (general.pk, bob.pk, {"message": asked.id, "emoji": "👍", "on": True})
     with pytest.raises(errors.InvalidError) as error:
         bob_chat.react("#general", asked.id, "not an emoji")
     assert error.value.extra["field"] == "emoji"
     history, _ = alice_chat.history("#general")
     assert [m.reactions for m in history if m.id == asked.id] == [{"👍": [bob.pk]}]
     bob_chat.react("#general", asked.id, "👍", on=False)
-    assert alice_chat.wait_for(lambda e: e.type == "reaction").data["on"] is False
+    assert next_reaction(alice_chat)[2]["on"] is False
     assert not Reaction.objects.exists()
     assert Report.objects.get(pk=bob_chat.report(seen, reason="spam")["id"]).verification == "plaintext"
 
@@ -294,12 +295,7 @@ def test_reactions_reports_and_blocks_in_the_clear_and_encrypted(live_url, alice
     secret = alice_chat.send("@bob", "the launch code is 0000")
     [received] = messages_of(bob_chat, secret.conversation, 1)
     bob_chat.react("@alice", secret.id, "🎉")
-    event = alice_chat.wait_for(lambda e: e.type == "reaction")
-    assert (event.conversation, event.user, event.data) == (
-        secret.conversation,
-        bob.pk,
-        {"message": secret.id, "emoji": "🎉", "on": True},
-    )
+    assert next_reaction(alice_chat) == (secret.conversation, bob.pk, {"message": secret.id, "emoji": "🎉", "on": True})
     stored = StoredMessage.objects.get(kind="reaction")
     assert stored.body == "" and "🎉" not in stored.ciphertext
     # A report of an encrypted message carries the text and key, which the server checks.
