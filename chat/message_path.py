@@ -80,12 +80,22 @@ def _batch_store(sends: list[Send], rate_windows: LocalWindows | None = None) ->
     from chat.services import messages
 
     rule = messages.rate_rule()
+    local = rate_windows or LocalWindows()
     if rule is None or not isinstance(caches["default"], RedisCache):
-        return _batch_stored(sends, rate_windows or LocalWindows())
+        return _batch_stored(sends, local)
     windows = BatchWindows(rule[1])
-    windows.load({messages.rate_key(send.sender.pk) for send in sends})
+    try:
+        windows.load({messages.rate_key(send.sender.pk) for send in sends})
+    except (RedisError, OSError) as error:
+        # The cache is out of reach, not the database: store, counting in this process alone.
+        log.warning("Rate limits counted in this process only for a batch: %r", error)
+        return _batch_stored(sends, local)
     results = _batch_stored(sends, windows)
-    windows.save()
+    try:
+        windows.save()
+    except (RedisError, OSError) as error:
+        # The batch is stored and committed: its sends are answered as stored, only uncounted.
+        log.warning("A batch's sends were not counted against the rate limits: %r", error)
     return results
 
 

@@ -106,6 +106,27 @@ def test_the_rate_limit_holds_across_processes(alice, bob, settings):
     ]
 
 
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the shared windows are on Redis")
+@pytest.mark.parametrize("failing", ["load", "save"])
+def test_a_batch_is_stored_when_the_rate_limit_cache_fails(alice, bob, settings, monkeypatch, failing):
+    """Redis out of reach for the counts is no reason to refuse, or to deny, what the database stored."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from chatterbox.ratelimit import BatchWindows
+
+    def unreachable(*args, **kwargs):
+        raise RedisConnectionError("Connection refused")
+
+    settings.CHAT_RATE_LIMIT = "2/60"
+    monkeypatch.setattr(BatchWindows, failing, unreachable)
+    group = make_group(alice, bob)
+    results = _batch_store([Send(alice, group.pk, f"f{i}", body(f"m{i}"), None, None) for i in range(3)])
+    # Counted in this process alone when the windows cannot be read; stored, uncounted, when they cannot be added to.
+    expected = ["tuple", "tuple", "RateLimited"]
+    assert [type(result).__name__ for result in results] == expected
+    assert texts().filter(conversation=group).count() == 2
+
+
 async def test_concurrent_socket_sends_share_batches_and_keep_order(alice, bob, carol, connect, no_rate_limit):
     group = await db(make_group)(alice, bob, carol)
     sockets = [await connect(user) for user in (alice, bob, carol)]
