@@ -208,6 +208,12 @@ class OpenReads:
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+                elif result[0] is None:
+                    # The socket went while its read ran, and the read counted it in: count it out
+                    # (nobody was told it came online, so there is nothing to take back).
+                    leave = asyncio.get_running_loop().create_task(presence_leave(result[1].pk, ()))
+                    _presence_leaving.add(leave)
+                    leave.add_done_callback(_presence_leaving.discard)
         finally:
             # Cancelled (the loop closes): the sockets waiting on this batch stop waiting too.
             for _, future in batch:

@@ -69,6 +69,38 @@ async def test_inactive_user_refused(alice):
     assert await socket.closed_with() == 4401
 
 
+async def test_a_socket_gone_while_its_open_read_runs_is_counted_out(alice, monkeypatch):
+    """The client vanished while the batch read it in: its user must not stay online until the entry expires."""
+    from tests.chat.conftest import session_cookie
+
+    cookie = await db(session_cookie)(alice)
+    reading, release, counted_in = threading.Event(), threading.Event(), threading.Event()
+    real = consumers.sockets_open
+
+    def held(openings):
+        reading.set()
+        release.wait(FRAME_TIMEOUT)
+        try:
+            return real(openings)
+        finally:
+            counted_in.set()
+
+    monkeypatch.setattr(consumers, "sockets_open", held)
+    socket = Socket(communicator(cookie=cookie))
+    connecting = asyncio.ensure_future(socket.communicator.connect(timeout=FRAME_TIMEOUT))
+    assert await asyncio.get_running_loop().run_in_executor(None, reading.wait, FRAME_TIMEOUT)
+    socket.communicator.future.cancel()  # the connection's handler goes with the client
+    release.set()
+    assert await asyncio.get_running_loop().run_in_executor(None, counted_in.wait, FRAME_TIMEOUT)
+    for _ in range(100):
+        if not await db(users_online)([alice.pk]):
+            break
+        await asyncio.sleep(0.05)
+    assert await db(users_online)([alice.pk]) == set()
+    connecting.cancel()
+    await asyncio.gather(connecting, return_exceptions=True)
+
+
 def calls_of(monkeypatch, module, name: str) -> list:
     """Record the first argument of every call to module.name, which still runs as it is."""
     calls = []
