@@ -159,18 +159,25 @@ def _drafts_insert(drafts: list, results: list, context) -> None:
     if not drafts:
         return
     mark = context.mark()
+    savepoint = None
     try:
-        # Pipelined on PostgreSQL: the savepoint and its release wait for no answer of their own.
-        # (Only here: in pipeline mode an UPDATE's row count is unknown until read, which the ORM's
-        # save(update_fields=...) elsewhere relies on.)
-        with transaction.atomic(), pipelined():
+        # Pipelined on PostgreSQL: the savepoint, the inserts and the release go out together, and
+        # the batch waits for the server once for them all. (Only here: in pipeline mode an
+        # UPDATE's row count is unknown until read, which the ORM's save(update_fields=...)
+        # elsewhere relies on.)
+        with pipelined():
+            savepoint = connection.savepoint()
             insert_returning_ids([draft.message for _, draft in drafts])
             rows: list = []
             for index, draft in drafts:
                 results[index] = (draft.message, True, messages._message_stored(draft, context, rows))
             messages.rows_insert(rows)
+            connection.savepoint_commit(savepoint)
         return
     except IntegrityError:
+        # Rolled back once the pipeline has synced: an aborted pipeline refuses the rollback.
+        if savepoint is not None:
+            connection.savepoint_rollback(savepoint)
         context.rollback(mark)
     for index, draft in drafts:
         mark = context.mark()
