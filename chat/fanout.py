@@ -13,9 +13,11 @@ channel-layer channel of its own, and joining its groups costs no layer round tr
 A subscription outlives its last socket by IDLE_UNSUBSCRIBE seconds, so a reconnect storm does not
 unsubscribe and subscribe again; subscribing and unsubscribing a conversation are serialized by a
 lock of its own, so the layer never sees them out of order. Subscriptions are renewed every
-RENEW_INTERVAL, well inside the layer's group expiry (a day), and at once when the layer turns
-out to have lost the personal one (checked every PERSONAL_CHECK_INTERVAL: a Redis that restarted
-or was flushed forgets every group).
+RENEW_INTERVAL, well inside the layer's group expiry (settings.CHANNEL_LAYER_GROUP_EXPIRY, ten
+minutes: a process that dies without unsubscribing, killed or crashed, stays in its groups that
+long, and every event to them is pushed to its channel meanwhile), and at once when the layer
+turns out to have lost the personal one (checked every PERSONAL_CHECK_INTERVAL: a Redis that
+restarted or was flushed forgets every group).
 
 The watcher: a message the layer dropped (a full hub channel, Redis failing after the commit)
 still reaches every open socket within about STALL_LOOKS * HEAL_INTERVAL (3 s), even when no later
@@ -33,6 +35,7 @@ from collections import defaultdict
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from accounts.sessions import SignedInSessions
 from chat.events import PERSONAL_GROUP, conversation_group
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 HEAL_INTERVAL = 1.0
 STALL_LOOKS = 3
 IDLE_UNSUBSCRIBE = 30.0
-RENEW_INTERVAL = 3600.0
+RENEW_INTERVAL = 120.0
 # How often the hub checks that the layer still holds its subscription to the personal events.
 PERSONAL_CHECK_INTERVAL = 5.0
 # A hub channel's name starts so (settings give hub channels a capacity of their own).
@@ -132,10 +135,23 @@ class Hub:
                 del self.locks[key]
 
     async def _renew(self) -> None:
-        for key in list(self.subscribed):
-            async with self.locks[key]:
-                if key in self.subscribed:
-                    await self.layer.group_add(self._group(key), self.channel)
+        add_many = getattr(self.layer, "group_add_many", None)
+        if add_many is None:
+            for key in list(self.subscribed):
+                async with self.locks[key]:
+                    if key in self.subscribed:
+                        await self.layer.group_add(self._group(key), self.channel)
+            return
+        # Every subscription in one pipeline, each held by its lock meanwhile (a lock that is free is
+        # taken without waiting); one being changed right now is renewed by that change.
+        held = [key for key in list(self.subscribed) if not self.locks[key].locked()]
+        for key in held:
+            await self.locks[key].acquire()
+        try:
+            await add_many([self._group(key) for key in held if key in self.subscribed], self.channel)
+        finally:
+            for key in held:
+                self.locks[key].release()
 
     async def _personal_lost(self) -> bool:
         """Subscribe to the personal events again if the layer lost the subscription; say whether it had.
@@ -216,7 +232,7 @@ class Hub:
                     checked = time.monotonic()
                     if await self._personal_lost():
                         renewed = 0.0
-                if time.monotonic() - renewed > RENEW_INTERVAL:
+                if time.monotonic() - renewed > min(RENEW_INTERVAL, settings.CHANNEL_LAYER_GROUP_EXPIRY / 5):
                     await self._renew()
                     renewed = time.monotonic()
             except Exception as error:

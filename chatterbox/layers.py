@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import defaultdict
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
@@ -75,6 +76,21 @@ class PooledRedisChannelLayer(RedisChannelLayer):
         added = await connection.zadd(key, {channel: time.time()})
         await connection.expire(key, self.group_expiry)
         return bool(added)
+
+    async def group_add_many(self, groups: list[str], channel: str) -> None:
+        """group_add for many groups at once: one pipeline per Redis host, not two round trips each."""
+        self.require_valid_channel_name(channel)
+        by_host: dict[int, list[str]] = defaultdict(list)
+        for group in groups:
+            self.require_valid_group_name(group)
+            by_host[self.consistent_hash(group)].append(group)
+        now = time.time()
+        for index, host_groups in by_host.items():
+            pipe = self.connection(index).pipeline(transaction=False)
+            for group in host_groups:
+                pipe.zadd(self._group_key(group), {channel: now})
+                pipe.expire(self._group_key(group), self.group_expiry)
+            await pipe.execute()
 
     async def group_send_many(self, sends: list[tuple[str, dict]]) -> None:
         """Send each (group, event) as group_send would, in order, in two round trips for all."""

@@ -150,6 +150,9 @@ AUTH_USER_MODEL = "accounts.User"
 # conversation's events for all its sockets, so it holds ten times as many.
 CHANNEL_LAYER_CAPACITY = env_int("CHANNEL_LAYER_CAPACITY", 1000)
 CHANNEL_LAYER_HUB_CAPACITY = {"hub.*": 10 * CHANNEL_LAYER_CAPACITY}
+# Seconds a process stays subscribed to a group without renewing (chat.fanout renews every two
+# minutes): a process killed without unsubscribing leaves its channel in its groups that long.
+CHANNEL_LAYER_GROUP_EXPIRY = env_int("CHANNEL_LAYER_GROUP_EXPIRY", 600)
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -161,6 +164,7 @@ if REDIS_URL:
                 "capacity": CHANNEL_LAYER_CAPACITY,
                 "channel_capacity": CHANNEL_LAYER_HUB_CAPACITY,
                 "expiry": 60,
+                "group_expiry": CHANNEL_LAYER_GROUP_EXPIRY,
                 # Connections per process and event loop; calls wait this long for a free one.
                 "max_connections": env_int("REDIS_MAX_CONNECTIONS", 200),
                 "pool_timeout": env_int("REDIS_POOL_TIMEOUT", 10),

@@ -110,3 +110,31 @@ async def test_a_personal_subscription_that_redis_lost_is_made_again_and_remembe
     finally:
         for task in hub.tasks:
             task.cancel()
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="the group expiry is Redis's")
+async def test_subscriptions_expire_within_minutes_unless_renewed_all_in_one_go(settings):
+    """A process killed without unsubscribing leaves its channel in its groups: for ten minutes, not a day."""
+    hub = fanout.Hub()
+    listener = Listener()
+    layer = get_channel_layer()
+    redis = layer.connection(0)
+    try:
+        for key in (21, 22, events.user_group(7)):
+            await hub.join(key, listener)
+        groups = [events.conversation_group(21), events.conversation_group(22), events.PERSONAL_GROUP]
+        for group in groups:
+            assert 0 < await redis.ttl(layer._group_key(group)) <= settings.CHANNEL_LAYER_GROUP_EXPIRY == 600
+            await redis.expire(layer._group_key(group), 5)  # as if renewals had stopped 595 s ago
+        await hub._renew()
+        for group in groups:
+            assert await redis.ttl(layer._group_key(group)) > 590
+            assert hub.channel in await group_members(group)
+        # A subscription being changed right now is left to that change.
+        async with hub.locks[21]:
+            await redis.expire(layer._group_key(groups[0]), 5)
+            await hub._renew()
+            assert await redis.ttl(layer._group_key(groups[0])) <= 5
+    finally:
+        for task in hub.tasks:
+            task.cancel()
