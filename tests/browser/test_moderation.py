@@ -2,7 +2,10 @@
 open chat page, an encrypted message is reported and the moderator reads its verified text, and
 the owner's members dialog mutes a member live (and a blocked user's message stays folded)."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from chat.models import Conversation, Membership, Message
@@ -174,6 +177,14 @@ def test_the_owner_mutes_a_member_from_the_members_dialog(browser, live_url, ali
     expect(react_button).to_have_count(0)
     expect(bobs_message.locator(".message-actions button[aria-label^='Reply to']")).to_have_count(0)
     expect(bobs_message.locator(".message-actions button[aria-label^='Report this message']")).to_have_count(1)
+    # A mute that runs out gives them back without a reload (here: two seconds left).
+    Membership.objects.filter(conversation=group, user=carol).update(muted_until=timezone.now() + timedelta(seconds=2))
+    carol_page.reload()
+    carol_page.locator("#conversation-list .conversation", has_text="Crew").click()
+    expect(carol_page.get_by_label("Message", exact=True)).to_be_disabled()
+    expect(react_button).to_have_count(0)
+    expect(react_button).to_have_count(1, timeout=10_000)
+    expect(carol_page.get_by_label("Message", exact=True)).to_be_enabled()
 
     # Renaming from the settings shows on both pages.
     dialog.get_by_label("Conversation name").fill("Deck crew")

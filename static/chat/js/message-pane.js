@@ -151,7 +151,10 @@ export class MessagePane {
       const until = new Date(me.muted_until);
       clearTimeout(this.muteTimer);
       // Open the composer again by itself when the mute runs out.
-      this.muteTimer = setTimeout(() => this.renderComposerState(), Math.min(until - Date.now() + 500, 2 ** 31 - 1));
+      this.muteTimer = setTimeout(() => {
+        this.renderComposerState();
+        this.render(); // the messages' react, reply and edit buttons come back too
+      }, Math.min(until - Date.now() + 500, 2 ** 31 - 1));
       return { state: "muted", text: `An admin muted you here until ${until.toLocaleString()}.` };
     }
     return null;
