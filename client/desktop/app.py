@@ -50,6 +50,9 @@ class ChatApp:
         self.typing: dict[tuple[int, int], float] = {}
         self.typed_at = 0.0
         self.thumbnails: dict[int, object] = {}  # message id -> PhotoImage (Tk needs the reference kept)
+        # Message id -> {emoji: [user ids]}: kept by the server in plaintext conversations, folded
+        # from encrypted reaction messages in encrypted ones, and moved by reaction events.
+        self.reactions: dict[int, dict[str, list[int]]] = {}
         self.loading: set[int] = set()
         self._results: queue.Queue = queue.Queue()
         self._serial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatterbox-send")
@@ -343,6 +346,7 @@ class ChatApp:
 
     def _history(self, conversation_id: int, page) -> None:
         messages, has_more = page
+        self._fold_reactions(messages)
         known = {message.id for message in messages}
         # Live messages that came in while the page loaded stay.
         later = [m for m in self.shown.get(conversation_id, []) if m.id not in known and m.id > max(known, default=0)]
@@ -361,12 +365,34 @@ class ChatApp:
 
         def older(page):
             messages, has_more = page
+            self._fold_reactions(messages)
             self.shown[conversation_id] = [*messages, *self.shown[conversation_id]]
             self.has_older[conversation_id] = has_more
             if conversation_id == self.current:
                 self.render()
 
         self.background(lambda: self.chat.history(conversation_id, before=shown[0].id, limit=50), older)
+
+    def _fold_reactions(self, messages: list[Message]) -> None:
+        """Take the reactions a page of history carries: on its plaintext messages, or as encrypted
+        reaction messages (in the order sent) pointing at the messages they react to."""
+        for message in messages:
+            if message.kind == "reaction":
+                reaction = message.content.get("reaction")
+                if isinstance(reaction, dict) and isinstance(reaction.get("message"), int):
+                    sender = (message.sender or {}).get("id")
+                    self._react(reaction["message"], sender, reaction.get("emoji"), reaction.get("on") is True)
+            elif not message.encrypted:
+                self.reactions[message.id] = {emoji: list(ids) for emoji, ids in message.reactions.items()}
+
+    def _react(self, message_id: int, user_id: int | None, emoji, on: bool) -> None:
+        if not isinstance(emoji, str) or user_id is None:
+            return
+        users = self.reactions.setdefault(message_id, {}).setdefault(emoji, [])
+        if on and user_id not in users:
+            users.append(user_id)
+        elif not on and user_id in users:
+            users.remove(user_id)
 
     # The message view
 
@@ -401,6 +427,9 @@ class ChatApp:
             view.insert("end", message.text + "\n")
         if message.attachment:
             self._insert_attachment(message)
+        reactions = [(emoji, len(ids)) for emoji, ids in self.reactions.get(message.id, {}).items() if ids]
+        if reactions:
+            view.insert("end", "   ".join(f"{emoji} {count}" for emoji, count in reactions) + "\n", "meta")
         view.insert("end", "\n")
 
     def _insert_attachment(self, message: Message) -> None:
@@ -550,6 +579,11 @@ class ChatApp:
         for message in self.shown.get(event.conversation, []):
             if message.id == event.data["id"]:
                 message.deleted = True
+        if event.conversation == self.current:
+            self.render()
+
+    def _event_reaction(self, event: Event) -> None:
+        self._react(event.data["message"], event.user, event.data["emoji"], event.data["on"])
         if event.conversation == self.current:
             self.render()
 

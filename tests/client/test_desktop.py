@@ -91,12 +91,20 @@ def screenshot(app, display, path):
     ImageGrab.grab(bbox=box, xdisplay=display).save(path)
 
 
+def react_in_browser(page, text: str, emoji: str) -> None:
+    message = page.locator("#messages .message", has_text=text)
+    message.hover()
+    message.get_by_role("button", name="Add a reaction").click()
+    page.get_by_role("dialog", name="Add a reaction").get_by_role("button", name=emoji).click()
+    expect(message.locator(".reactions")).to_contain_text(emoji)
+
+
 def test_desktop_app_signs_in_with_2fa_and_chats_with_the_browser(
     browser, own_server, alice, bob, token_for, desktop, display, artifacts_dir, tmp_path
 ):
     url = own_server.url
     errors = []
-    channel_for(alice, bob)
+    channel = channel_for(alice, bob)
     secret = generate_totp_secret()
     TOTP.activate(alice, secret)
     # Alice has set up encryption before (in a browser, say); the desktop app unlocks her key.
@@ -140,6 +148,9 @@ def test_desktop_app_signs_in_with_2fa_and_chats_with_the_browser(
     send(bob_page, "Hello from Chromium")
     pump(app, lambda: "Hello from Chromium" in view_text(app), what="the browser's message")
     assert view_text(app).index("Hello from the desktop") < view_text(app).index("Hello from Chromium")
+    # Bob reacts in the browser: the desktop shows it under the message.
+    react_in_browser(bob_page, "Hello from the desktop", "👍")
+    pump(app, lambda: "👍 1" in view_text(app), what="a reaction in the channel")
 
     # An encrypted direct message: unlock, open @bob, both ways.
     app.unlock(PASSPHRASES["alice"])
@@ -158,6 +169,20 @@ def test_desktop_app_signs_in_with_2fa_and_chats_with_the_browser(
     expect(message_texts(bob_page)).to_have_text(["A secret from the desktop"])
     send(bob_page, "A secret from Chromium")
     pump(app, lambda: "A secret from Chromium" in view_text(app), what="encrypted receive")
+    # An encrypted reaction (a sealed message of its own) shows on the message it is for, not as one.
+    react_in_browser(bob_page, "A secret from the desktop", "🎉")
+    pump(app, lambda: "🎉 1" in view_text(app), what="an encrypted reaction")
+    assert "could not be decrypted" not in view_text(app)
+    # Both come back with the history: kept by the server in the channel, folded from the sealed ones here.
+    app.conversation_list.selection_clear(0, "end")
+    app.conversation_list.selection_set(app.rows.index(channel.pk))
+    app.conversation_list.event_generate("<<ListboxSelect>>")
+    pump(app, lambda: app.title_label.cget("text") == "general" and "👍 1" in view_text(app), what="channel history")
+    app.start_var.set("@bob")
+    app.start_entry.focus_force()
+    app.root.update()
+    app.start_entry.event_generate("<Return>")
+    pump(app, lambda: "A secret from Chromium" in view_text(app) and "🎉 1" in view_text(app), what="direct history")
     sent = StoredMessage.objects.filter(sender=alice).latest("id")
     assert sent.conversation.encrypted and sent.body == ""
     # Pictures both ways, encrypted: sent with "File…", shown as thumbnails on both sides.
