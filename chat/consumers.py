@@ -573,6 +573,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(frame)
 
     async def frame_message_send(self, *, conversation: int, client_id: str, **content):
+        # Done once this socket has its ack (or its error): the message reaches this process's
+        # sockets, this one included, only after that.
+        acked = asyncio.get_running_loop().create_future()
         try:
             await self._member_require(conversation)
             services.client_id_check(client_id)
@@ -582,10 +585,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 client_id=client_id,
                 content={field: content.get(field) for field in SEND_CONTENT},
                 reply_to=content.get("reply_to"),
+                acked=acked,
             )
         except INFRASTRUCTURE_ERRORS as error:
             log.warning("A message could not be stored: %r", error)
+            acked.set_result(None)
             raise Unavailable("The message could not be stored; send it again.", retry_after=1) from None
+        except BaseException:
+            acked.set_result(None)
+            raise
         ack = {
             "type": "message.ack",
             "client_id": message.client_id,
@@ -593,7 +601,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             "created_at": events.timestamp(message.created_at),
             "conversation": message.conversation_id,
         }
-        await self.send_json(ack)
+        try:
+            await self.send_json(ack)
+        finally:
+            acked.set_result(None)
 
     async def frame_message_edit(self, *, id: int, **content):
         await database_sync_to_async(services.message_edit)(editor=self.user, message_id=id, **content)

@@ -27,7 +27,7 @@ from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
-from chat.fanout import stop_if_cancelled
+from chat.fanout import hub, stop_if_cancelled
 from chat.models import Message
 from chat.services.lookups import pipelined
 from chatterbox.ratelimit import BatchWindows, LocalWindows
@@ -46,17 +46,21 @@ INFRASTRUCTURE_ERRORS = (DatabaseError, RedisError, OSError, TimeoutError, async
 
 # Sends stored in one transaction at most.
 BATCH_MAX = 200
+# Seconds the local delivery of a batch waits at most for its senders' sockets to send their acks.
+ACK_WAIT = 5.0
 
 # One database thread for all writers of the process: its connection stays open between batches.
 _write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="message-writer")
 
 
 class Send:
-    __slots__ = ("client_id", "content", "conversation_id", "future", "reply_to", "sender")
+    __slots__ = ("acked", "client_id", "content", "conversation_id", "future", "reply_to", "sender")
 
-    def __init__(self, sender, conversation_id, client_id, content, reply_to, future):
+    def __init__(self, sender, conversation_id, client_id, content, reply_to, future, acked=None):
         self.sender, self.conversation_id, self.client_id = sender, conversation_id, client_id
         self.content, self.reply_to, self.future = content, reply_to, future
+        # Done once the sender's socket has answered the send (its ack or its error).
+        self.acked = acked
 
     def fields(self) -> dict:
         """The keyword arguments of the message services' store and draft."""
@@ -220,9 +224,23 @@ class MessageWriter:
         self.broadcasts: asyncio.Queue[list] = asyncio.Queue()
         self.tasks = [asyncio.create_task(self._write()), asyncio.create_task(self._broadcast())]
 
-    async def submit(self, *, sender, conversation_id: int, client_id: str, content: dict, reply_to: int | None):
+    async def submit(
+        self,
+        *,
+        sender,
+        conversation_id: int,
+        client_id: str,
+        content: dict,
+        reply_to: int | None,
+        acked: asyncio.Future | None = None,
+    ):
+        """Store a send with the others waiting; return (message, created) or raise its error.
+
+        `acked`, if given, is done once the caller has answered its client: this process's sockets
+        get the message only after that, so the sender's socket has its ack before its echo.
+        """
         future = asyncio.get_running_loop().create_future()
-        self.queue.put_nowait(Send(sender, conversation_id, client_id, content, reply_to, future))
+        self.queue.put_nowait(Send(sender, conversation_id, client_id, content, reply_to, future, acked))
         return await future
 
     async def _write(self) -> None:
@@ -241,7 +259,8 @@ class MessageWriter:
                         send.future.set_exception(error)
                 continue
             # Broadcast first, in commit order; ack right after (both are on this loop).
-            self.broadcasts.put_nowait([result[2] for result in results if isinstance(result, tuple) and result[2]])
+            stored = [result[2] for result in results if isinstance(result, tuple) and result[2]]
+            self.broadcasts.put_nowait((stored, [send.acked for send in sends if send.acked is not None]))
             for send, result in zip(sends, results, strict=True):
                 if send.future.done():
                     continue
@@ -256,19 +275,29 @@ class MessageWriter:
         layer = get_channel_layer()
         while True:
             stop_if_cancelled()
-            batch = await self.broadcasts.get()
+            batch, acks = await self.broadcasts.get()
             # Batches that piled up while the layer was busy go out together, still in commit order.
             while not self.broadcasts.empty():
-                batch += self.broadcasts.get_nowait()
+                more, more_acks = self.broadcasts.get_nowait()
+                batch, acks = batch + more, acks + more_acks
             if not batch:
                 continue
             sends = [events.conversation_message(event["message"]["conversation"], event) for event in batch]
+            # The layer carries them to the other processes only; this process's sockets get them
+            # from here, without a round trip through the layer and back.
+            local = hub()
             try:
-                await layer.group_send_many(sends)
+                await layer.group_send_many(sends, skip=local.channel)
             except Exception as error:
                 stop_if_cancelled(error)
                 # Stored and acked: the delivery watcher brings it to the sockets that missed it.
                 log.warning("%d stored message(s) could not be broadcast: %r", len(batch), error)
+            # Each sender's socket has its ack before its own message (they answer at once).
+            waiting = [ack for ack in acks if not ack.done()]
+            if waiting:
+                await asyncio.wait(waiting, timeout=ACK_WAIT)
+            for _, event in sends:
+                await local.deliver(event)
 
 
 _writers: dict[asyncio.AbstractEventLoop, MessageWriter] = {}

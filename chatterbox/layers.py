@@ -92,9 +92,11 @@ class PooledRedisChannelLayer(RedisChannelLayer):
                 pipe.expire(self._group_key(group), self.group_expiry)
             await pipe.execute()
 
-    async def group_send_many(self, sends: list[tuple[str, dict]]) -> None:
-        """Send each (group, event) as group_send would, in order, in two round trips for all."""
+    async def group_send_many(self, sends: list[tuple[str, dict]], *, skip: str | None = None) -> None:
+        """Send each (group, event) as group_send would, in order, in two round trips for all;
+        never to the channel `skip` (the sender's own hub, which delivered them itself)."""
         if self.ring_size != 1:
+            # Sharded: group_send reaches `skip` too, whose sockets drop what they already have.
             for group, message in sends:
                 await self.group_send(group, message)
             return
@@ -106,7 +108,10 @@ class PooledRedisChannelLayer(RedisChannelLayer):
             pipe.zremrangebyscore(self._group_key(group), min=0, max=int(time.time()) - self.group_expiry)
             pipe.zrange(self._group_key(group), 0, -1)
         replies = await pipe.execute()
-        members = {group: [name.decode() for name in replies[2 * i + 1]] for i, group in enumerate(groups)}
+        members = {
+            group: [name.decode() for name in replies[2 * i + 1] if name.decode() != skip]
+            for i, group in enumerate(groups)
+        }
         keys, messages, capacities = [], [], []
         for group, message in sends:
             _, by_key, capacity = self._map_channel_keys_to_connection(members[group], message)
@@ -210,14 +215,16 @@ class LocalChannelLayer(InMemoryChannelLayer):
             self.channels.pop(channel, None)
         return messages
 
-    async def group_send_many(self, sends: list[tuple[str, dict]]) -> None:
+    async def group_send_many(self, sends: list[tuple[str, dict]], *, skip: str | None = None) -> None:
         for group, message in sends:
-            await self.group_send(group, message)
+            await self.group_send(group, message, skip=skip)
 
-    async def group_send(self, group, message):
+    async def group_send(self, group, message, *, skip: str | None = None):
         assert isinstance(message, dict), "message is not a dict"
         self.require_valid_group_name(group)
         self._sweep()
         for channel in list(self.groups.get(group, ())):
+            if channel == skip:
+                continue
             with contextlib.suppress(asyncio.QueueFull):
                 self._put(channel, message)
