@@ -211,9 +211,7 @@ class OpenReads:
                 elif result[0] is None:
                     # The socket went while its read ran, and the read counted it in: count it out
                     # (nobody was told it came online, so there is nothing to take back).
-                    leave = asyncio.get_running_loop().create_task(presence_leave(result[1].pk, ()))
-                    _presence_leaving.add(leave)
-                    leave.add_done_callback(_presence_leaving.discard)
+                    presence_leave_soon(result[1].pk, ())
         finally:
             # Cancelled (the loop closes): the sockets waiting on this batch stop waiting too.
             for _, future in batch:
@@ -284,9 +282,15 @@ async def plaintext_sync(conversation_id: int, *, after: int, limit: int, opened
     return await asyncio.shield(shared.task)
 
 
-async def presence_announce(user_id: int, conversation_ids, *, online: bool) -> None:
+def presence_sends(user_id: int, conversation_ids, *, online: bool) -> list[tuple[str, dict]]:
+    """The layer sends that tell a user's conversations they came online or went offline."""
     event = {"type": "chat.presence", "user": user_id, "online": online}
-    await asyncio.gather(*(events.conversation_send(conversation_id, event) for conversation_id in conversation_ids))
+    return [events.conversation_message(conversation_id, event) for conversation_id in conversation_ids]
+
+
+async def presence_announce(user_id: int, conversation_ids, *, online: bool) -> None:
+    if conversation_ids:
+        await get_channel_layer().group_send_many(presence_sends(user_id, conversation_ids, online=online))
 
 
 # Closed sockets waiting out settings.PRESENCE_OFFLINE_GRACE before they count out.
@@ -356,14 +360,20 @@ class PresenceLeaves:
         for user_id, conversation_ids, _ in batch:
             if user_id in offline and user_id not in announced:
                 announced.add(user_id)
-                event = {"type": "chat.presence", "user": user_id, "online": False}
-                sends += [events.conversation_message(conversation_id, event) for conversation_id in conversation_ids]
+                sends += presence_sends(user_id, conversation_ids, online=False)
         if sends:
             await get_channel_layer().group_send_many(sends)
 
 
 # The presence leaves of the running event loop.
 presence_leaves = loop_local(PresenceLeaves)
+
+
+def presence_leave_soon(user_id: int, conversation_ids: tuple[int, ...], *, after: float = 0) -> None:
+    """presence_leave as a task of its own, kept until it ends (the socket it counts out is gone)."""
+    task = asyncio.get_running_loop().create_task(presence_leave(user_id, conversation_ids, after=after))
+    _presence_leaving.add(task)
+    task.add_done_callback(_presence_leaving.discard)
 
 
 async def presence_leave(user_id: int, conversation_ids: tuple[int, ...], *, after: float = 0) -> None:
@@ -528,9 +538,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             conversation_ids = tuple(self.conversations)
             # A server that stops (1012) counts its sockets out at once: its pending graces would die with it.
             if settings.PRESENCE_OFFLINE_GRACE > 0 and code != CLOSE_SERVICE_RESTART:
-                leave = presence_leave(self.user.pk, conversation_ids, after=settings.PRESENCE_OFFLINE_GRACE)
-                _presence_leaving.add(task := asyncio.get_running_loop().create_task(leave))
-                task.add_done_callback(_presence_leaving.discard)
+                presence_leave_soon(self.user.pk, conversation_ids, after=settings.PRESENCE_OFFLINE_GRACE)
             else:
                 await presence_leave(self.user.pk, conversation_ids)
 
@@ -577,31 +585,27 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # sockets, this one included, only after that.
         acked = asyncio.get_running_loop().create_future()
         try:
-            await self._member_require(conversation)
-            services.client_id_check(client_id)
-            message, _ = await message_writer().submit(
-                sender=self.user,
-                conversation_id=conversation,
-                client_id=client_id,
-                content={field: content.get(field) for field in SEND_CONTENT},
-                reply_to=content.get("reply_to"),
-                acked=acked,
-            )
-        except INFRASTRUCTURE_ERRORS as error:
-            log.warning("A message could not be stored: %r", error)
-            acked.set_result(None)
-            raise Unavailable("The message could not be stored; send it again.", retry_after=1) from None
-        except BaseException:
-            acked.set_result(None)
-            raise
-        ack = {
-            "type": "message.ack",
-            "client_id": message.client_id,
-            "id": message.pk,
-            "created_at": events.timestamp(message.created_at),
-            "conversation": message.conversation_id,
-        }
-        try:
+            try:
+                await self._member_require(conversation)
+                services.client_id_check(client_id)
+                message, _ = await message_writer().submit(
+                    sender=self.user,
+                    conversation_id=conversation,
+                    client_id=client_id,
+                    content={field: content.get(field) for field in SEND_CONTENT},
+                    reply_to=content.get("reply_to"),
+                    acked=acked,
+                )
+            except INFRASTRUCTURE_ERRORS as error:
+                log.warning("A message could not be stored: %r", error)
+                raise Unavailable("The message could not be stored; send it again.", retry_after=1) from None
+            ack = {
+                "type": "message.ack",
+                "client_id": message.client_id,
+                "id": message.pk,
+                "created_at": events.timestamp(message.created_at),
+                "conversation": message.conversation_id,
+            }
             await self.send_json(ack)
         finally:
             acked.set_result(None)
