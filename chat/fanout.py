@@ -135,20 +135,13 @@ class Hub:
                 del self.locks[key]
 
     async def _renew(self) -> None:
-        add_many = getattr(self.layer, "group_add_many", None)
-        if add_many is None:
-            for key in list(self.subscribed):
-                async with self.locks[key]:
-                    if key in self.subscribed:
-                        await self.layer.group_add(self._group(key), self.channel)
-            return
         # Every subscription in one pipeline, each held by its lock meanwhile (a lock that is free is
         # taken without waiting); one being changed right now is renewed by that change.
         held = [key for key in list(self.subscribed) if not self.locks[key].locked()]
         for key in held:
             await self.locks[key].acquire()
         try:
-            await add_many([self._group(key) for key in held if key in self.subscribed], self.channel)
+            await self.layer.group_add_many([self._group(key) for key in held if key in self.subscribed], self.channel)
         finally:
             for key in held:
                 self.locks[key].release()

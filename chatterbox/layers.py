@@ -215,6 +215,10 @@ class LocalChannelLayer(InMemoryChannelLayer):
             self.channels.pop(channel, None)
         return messages
 
+    async def group_add_many(self, groups: list[str], channel: str) -> None:
+        for group in groups:
+            await self.group_add(group, channel)
+
     async def group_send_many(self, sends: list[tuple[str, dict]], *, skip: str | None = None) -> None:
         for group, message in sends:
             await self.group_send(group, message, skip=skip)
