@@ -118,12 +118,12 @@ def open_message(
     return opened[0] if opened else None
 
 
-def message_key(
+def open_message_and_key(
     message: dict, *, sender_public_key: PublicKey | bytes | str, my_private_key: PrivateKey | bytes | str
-) -> str | None:
-    """Return the message key K (base64) of a message that opens, for a report's evidence, or None."""
+) -> tuple[dict, str] | None:
+    """open_message, with the message key K (base64) that opened it (a report's evidence), or None."""
     opened = _opened(message, sender_public_key, my_private_key)
-    return b64encode(opened[1]) if opened else None
+    return (opened[0], b64encode(opened[1])) if opened else None
 
 
 def _opened(message: dict, sender_public_key, my_private_key) -> tuple[dict, bytes] | None:

@@ -224,13 +224,13 @@ class Keyring:
     def evidence(self, message: dict) -> dict | None:
         """Return a report's evidence for an encrypted message, `{text, key}`, or None if it does not
         open with its sender's trusted key."""
-        revealed = self.reveal(message)
-        if revealed.status != "ok":
+        if self.private_key is None or not message.get("ciphertext") or message.get("deleted"):
             return None
-        for key in self._trusted(message):
-            found = e2e.message_key(message, sender_public_key=key, my_private_key=self.private_key)
-            if found is not None:
-                return {"text": revealed.text or "", "key": found}
+        for sender_key in self._trusted(message):
+            opened = e2e.open_message_and_key(message, sender_public_key=sender_key, my_private_key=self.private_key)
+            if opened is not None:
+                content, key = opened
+                return {"text": content.get("text") if isinstance(content.get("text"), str) else "", "key": key}
         return None
 
     def reveal(self, message: dict) -> Revealed:
