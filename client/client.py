@@ -69,6 +69,13 @@ class Message:
         return "ciphertext" in self.raw
 
     @property
+    def reaction(self) -> dict | None:
+        """What an encrypted reaction message says, `{message, emoji, on}`, if it has the shape the
+        browser accepts; None for any other message."""
+        reaction = self.content.get("reaction") if self.kind == "reaction" else None
+        return {key: reaction[key] for key in ("message", "emoji", "on")} if _reaction_ok(reaction) else None
+
+    @property
     def reactions(self) -> dict[str, list[int]]:
         """`{emoji: [user ids]}` as the server keeps them (plaintext conversations; in encrypted ones
         reactions come as "reaction" events)."""
@@ -256,10 +263,9 @@ class Client:
         message = self.reveal(raw)
         if message.kind == "reaction":
             # An encrypted reaction: folded into its target, never a message of its own.
-            reaction = message.content.get("reaction")
-            if _reaction_ok(reaction):
-                data = {key: reaction[key] for key in ("message", "emoji", "on")}
-                self._emit(Event("reaction", message.conversation, user=(message.sender or {}).get("id"), data=data))
+            if message.reaction is not None:
+                sender = (message.sender or {}).get("id")
+                self._emit(Event("reaction", message.conversation, user=sender, data=message.reaction))
             return
         conversation = self.conversations.get(message.conversation)
         if conversation is not None:

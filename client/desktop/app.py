@@ -378,15 +378,16 @@ class ChatApp:
         reaction messages (in the order sent) pointing at the messages they react to."""
         for message in messages:
             if message.kind == "reaction":
-                reaction = message.content.get("reaction")
-                if isinstance(reaction, dict) and isinstance(reaction.get("message"), int):
-                    sender = (message.sender or {}).get("id")
-                    self._react(reaction["message"], sender, reaction.get("emoji"), reaction.get("on") is True)
+                if message.reaction is not None:
+                    reaction = message.reaction
+                    self._react(
+                        reaction["message"], (message.sender or {}).get("id"), reaction["emoji"], reaction["on"]
+                    )
             elif not message.encrypted:
                 self.reactions[message.id] = {emoji: list(ids) for emoji, ids in message.reactions.items()}
 
-    def _react(self, message_id: int, user_id: int | None, emoji, on: bool) -> None:
-        if not isinstance(emoji, str) or user_id is None:
+    def _react(self, message_id: int, user_id: int | None, emoji: str, on: bool) -> None:
+        if user_id is None:
             return
         users = self.reactions.setdefault(message_id, {}).setdefault(emoji, [])
         if on and user_id not in users:
